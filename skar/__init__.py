@@ -1,0 +1,11 @@
+"""skar: scikit-learn-compatible autoregressive density estimators on PyTorch.
+
+Every estimator models ``p(x) = prod_i p(x_i | x_<i)`` and has the API of
+:class:`sklearn.neighbors.KernelDensity`: ``fit``, ``score_samples``, ``score`` and ``sample``.
+"""
+
+from .models.made import MADEDensity
+
+__version__ = "0.1.0"
+
+__all__ = ["MADEDensity", "__version__"]

@@ -1,0 +1,452 @@
+"""The scikit-learn face shared by every skar estimator.
+
+Every estimator is the chain rule
+
+.. math::  \\log p(x) = \\sum_{i=1}^{D} \\log p(x_{o_i} \\mid x_{o_1}, \\dots, x_{o_{i-1}})
+
+for an ordering ``o`` of the columns. :class:`BaseAutoregressiveDensity` implements ``fit``,
+``score_samples``, ``score`` and ``sample`` once (in the manner of
+:class:`sklearn.mixture._base.BaseMixture`); a model supplies its network through one hook,
+:meth:`BaseAutoregressiveDensity._build_network`, and may override
+:meth:`BaseAutoregressiveDensity._sample_encoded` with an exact fast sampler.
+
+The network contract (see :class:`AutoregressiveNetwork`) is what keeps the models
+interchangeable: ``forward(x, member)`` returns the parameters of every conditional in one
+parallel pass, and the parameters of position ``i`` depend only on positions before ``i`` in
+``ordering(member)``. A *member* is one of an ensemble of orderings or masks (MADE's mask
+ensembles, order-agnostic NADE); a model without an ensemble has one member.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABCMeta, abstractmethod
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator, DensityMixin, _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from torch import Tensor, nn
+
+from .distributions import ColumnConditionals, ConditionalFamily
+from .schema import TabularSchema
+from .training import build_net, history_frame
+
+__all__ = [
+    "AutoregressiveNetwork",
+    "BaseAutoregressiveDensity",
+    "DensityModule",
+    "resolve_device",
+    "sample_plain",
+]
+
+
+class AutoregressiveNetwork(nn.Module):
+    """The contract every model's network keeps (a documentation base class).
+
+    Attributes
+    ----------
+    n_members : int
+        Size of the ensemble of orderings/masks (1 without an ensemble).
+    """
+
+    n_members: int = 1
+
+    def forward(self, x: Tensor, member: int = 0) -> Tensor:
+        """Parameters of every conditional, in one pass.
+
+        Parameters
+        ----------
+        x : Tensor of shape (B, D)
+            Encoded rows (:meth:`skar.schema.TabularSchema.encode`).
+        member : int
+            Which ordering/mask of the ensemble to use.
+
+        Returns
+        -------
+        Tensor of shape (B, n_params)
+            Column ``d``'s parameters in the slice given by
+            :class:`skar.distributions.ColumnConditionals`; they depend only on the columns
+            before ``d`` in ``ordering(member)``.
+        """
+        raise NotImplementedError
+
+    def ordering(self, member: int = 0) -> Tensor:
+        """The generation order of ``member``: a LongTensor permutation of ``range(D)``."""
+        raise NotImplementedError
+
+    def draw_member(self) -> int:
+        """The member to train on for the next minibatch (one per minibatch)."""
+        return 0
+
+
+class DensityModule(nn.Module):
+    """What skorch trains: a network plus the column families, returning ``log p(x)`` per row.
+
+    In training mode one member (mask/ordering) is drawn per minibatch, which trains every
+    member of an ensemble in turn (order- and connectivity-agnostic training, Germain et al.
+    2015; Uria et al. 2014). In evaluation mode the members' *probabilities* are averaged,
+
+    .. math::  \\log p(x) = \\log \\frac{1}{K} \\sum_{k=1}^{K} p_k(x),
+
+    by log-mean-exp, not by averaging logits or log-probabilities.
+
+    Parameters
+    ----------
+    network : AutoregressiveNetwork
+    conditionals : ColumnConditionals
+    """
+
+    def __init__(self, network: nn.Module, conditionals: ColumnConditionals) -> None:
+        super().__init__()
+        self.network = network
+        self.conditionals = conditionals
+
+    def log_prob_per_feature(self, x: Tensor, member: int = 0) -> Tensor:
+        """``log p_member(x_d | x_<d)`` for every column; shape (B, D), standardised units."""
+        return self.conditionals.log_prob(self.network(x, member), x)
+
+    def forward(self, x: Tensor, sample_weight: Tensor | None = None) -> Tensor:
+        """Log density of every row of ``x`` (standardised units); shape (B,)."""
+        if self.training:
+            return self.log_prob_per_feature(x, self.network.draw_member()).sum(-1)
+        k = self.network.n_members
+        logps = torch.stack([self.log_prob_per_feature(x, m).sum(-1) for m in range(k)])
+        return torch.logsumexp(logps, dim=0) - math.log(k)
+
+
+@torch.no_grad()
+def sample_plain(module: DensityModule, n_samples: int, generator: torch.Generator) -> Tensor:
+    """The generic sampler: one position at a time, one full network pass per position.
+
+    With an ensemble, each row first draws its member uniformly (the ensemble density is the
+    uniform mixture of the members' densities), then draws its columns in that member's order:
+    ``x_{o_i} ~ p(. | x_{o_<i})``. Costs D network passes; models with an exact incremental
+    sampler override :meth:`BaseAutoregressiveDensity._sample_encoded` and are tested against
+    this loop.
+
+    Parameters
+    ----------
+    module : DensityModule
+    n_samples : int
+    generator : torch.Generator
+        CPU generator; every draw comes from it.
+
+    Returns
+    -------
+    Tensor of shape (n_samples, D)
+        Encoded rows.
+    """
+    net, cond = module.network, module.conditionals
+    device = next(iter(module.buffers()), next(module.parameters())).device
+    k = net.n_members
+    D = cond.n_features
+    if k > 1:
+        members = torch.randint(k, (n_samples,), generator=generator)
+    else:
+        members = torch.zeros(n_samples, dtype=torch.long)
+    x = torch.zeros(n_samples, D, device=device)
+    for m in range(k):
+        rows = torch.nonzero(members == m).squeeze(1).to(device)
+        if rows.numel() == 0:
+            continue
+        xm = torch.zeros(rows.numel(), D, device=device)
+        for d in net.ordering(m).tolist():
+            params = net(xm, m)
+            xm[:, d] = cond.sample_column(params, d, generator)
+        x[rows] = xm
+    return x
+
+
+def resolve_device(device: str | torch.device) -> str:
+    """``"auto"`` -> ``"cuda"`` when a GPU is visible, else ``"cpu"``; check a named device."""
+    device = str(device)
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was requested, but torch.cuda.is_available() is False; "
+            "use device='auto' or 'cpu'"
+        )
+    try:
+        torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"device={device!r} is not a torch device: {exc}") from None
+    return device
+
+
+class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
+    """Base class of skar's density estimators; not used directly.
+
+    Subclasses define ``__init__`` with their parameters (stored, never validated there) and
+    :meth:`_build_network`. Everything else, from input checks to sampling, lives here.
+
+    The parameters shared by every estimator are documented on each estimator class.
+    """
+
+    _parameter_constraints: dict = {
+        "categorical_features": ["array-like", StrOptions({"from_dtype"}), None],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "device": [str, torch.device],
+    }
+
+    # ------------------------------------------------------------------ hooks
+    @abstractmethod
+    def _build_network(
+        self, schema: TabularSchema, conditionals: ColumnConditionals, seed: int
+    ) -> nn.Module:
+        """Build the model's :class:`AutoregressiveNetwork` for ``schema``.
+
+        Called inside a seeded :func:`torch.random.fork_rng`, so weight initialisation is
+        reproducible; ``seed`` seeds anything else (mask degrees, orderings).
+        """
+
+    def _families(self, schema: TabularSchema) -> list[ConditionalFamily]:
+        """The conditional family of every column (override for other families)."""
+        return schema.families(
+            n_components=getattr(self, "n_components", 5),
+            component=getattr(self, "component", "gaussian"),
+        )
+
+    def _sample_encoded(self, n_samples: int, generator: torch.Generator) -> Tensor:
+        """Draw encoded rows; the generic loop unless a model has an exact faster one."""
+        return sample_plain(self.net_.module_, n_samples, generator)
+
+    # ------------------------------------------------------------------ input checks
+    def _check_X(self, X: Any, *, reset: bool) -> Any:
+        """Check X is 2-D, non-empty, dense and of the fitted width; keep DataFrames as such."""
+        if isinstance(X, pd.DataFrame):
+            if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
+                raise ValueError(
+                    f"Found array with {X.shape[0]} sample(s) and {X.shape[1]} feature(s) "
+                    f"(shape={X.shape}) while a minimum of 1 sample and 1 feature is required."
+                )
+            validate_data(self, X, reset=reset, skip_check_array=True)
+            return X
+        return validate_data(
+            self, X, reset=reset, dtype=None, ensure_all_finite=False, accept_sparse=False
+        )
+
+    # ------------------------------------------------------------------ fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> BaseAutoregressiveDensity:
+        """Fit the density by maximum likelihood (minibatch Adam, driven by skorch).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Training rows. Numeric arrays, or DataFrames mixing numeric, bool, category and
+            string columns.
+        y : None
+            Ignored; present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative row weights; the loss is the weighted mean NLL.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        saved = dict(self.__dict__)
+        try:
+            self._fit(X, sample_weight)
+        except BaseException:
+            # A failed fit leaves a previously fitted estimator exactly as it was.
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+        return self
+
+    def _fit(self, X: Any, sample_weight: Any) -> None:
+        X = self._check_X(X, reset=True)
+        schema = TabularSchema.from_data(X, categorical_features=self.categorical_features)
+        Z = schema.encode(X)
+        n = Z.shape[0]
+        w = _check_sample_weight(sample_weight, Z, dtype=np.float64, ensure_non_negative=True)
+        if not w.sum() > 0:
+            raise ValueError("sample_weight sums to 0; at least one row needs a positive weight")
+        if self.early_stopping:
+            n_valid = math.ceil(n * self.validation_fraction)
+            if n - n_valid < 1:
+                raise ValueError(
+                    f"early_stopping=True holds out validation_fraction="
+                    f"{self.validation_fraction} of the rows, which leaves no training row "
+                    f"with n_samples={n}; pass more rows or set early_stopping=False"
+                )
+        batch_size = min(200, n) if self.batch_size == "auto" else int(self.batch_size)
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        device = resolve_device(self.device)
+        devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
+        with torch.random.fork_rng(devices=devices):
+            # Seeds initialisation, shuffling and dropout; the caller's global RNG state is
+            # restored when the block exits.
+            torch.manual_seed(seed)
+            conditionals = ColumnConditionals(self._families(schema))
+            network = self._build_network(schema, conditionals, seed)
+            module = DensityModule(network, conditionals)
+            net = build_net(
+                module,
+                log_jacobian=schema.log_jacobian,
+                learning_rate_init=self.learning_rate_init,
+                alpha=self.alpha,
+                max_iter=self.max_iter,
+                batch_size=batch_size,
+                early_stopping=self.early_stopping,
+                validation_fraction=self.validation_fraction,
+                n_iter_no_change=self.n_iter_no_change,
+                tol=self.tol,
+                seed=seed,
+                verbose=self.verbose,
+                device=device,
+            )
+            net.fit({"x": Z, "sample_weight": w.astype(np.float32)}, None)
+        net.module_.eval()
+        self.schema_ = schema
+        self.net_ = net
+        self.history_ = history_frame(net)
+        self.n_iter_ = len(net.history)
+        self._inference_batch_size = max(batch_size, 1024)
+
+    # ------------------------------------------------------------------ scoring
+    def _encode(self, X: Any) -> np.ndarray:
+        check_is_fitted(self)
+        X = self._check_X(X, reset=False)
+        return self.schema_.encode(X)
+
+    def _iter_batches(self, Z: np.ndarray):
+        module = self.net_.module_
+        module.eval()
+        device = self.net_.device
+        bs = self._inference_batch_size
+        with torch.no_grad():
+            for start in range(0, Z.shape[0], bs):
+                yield module, torch.as_tensor(Z[start : start + bs], device=device)
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """Log density of every row, natural log, in the units of ``X``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_density : ndarray of shape (n_samples,), float64
+            ``log p(x)``: a log-probability for discrete columns plus a log density for
+            continuous ones (per unit of each continuous column as the user measures it), so
+            it is directly comparable with :meth:`sklearn.neighbors.KernelDensity.score_samples`
+            on the same columns. Rows are scored in batches, so memory stays bounded.
+        """
+        Z = self._encode(X)
+        out = [
+            module(z).double().cpu().numpy() for module, z in self._iter_batches(Z)
+        ]
+        return np.concatenate(out) + self.schema_.log_jacobian
+
+    def score_samples_per_feature(self, X: Any) -> np.ndarray:
+        """Each column's conditional log density ``log p(x_d | x_<d)``, in the units of ``X``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features), float64
+            Column ``d`` holds ``log p(x_d | x_{o_<i})`` where ``d = o_i`` in the model's
+            ordering; each row sums to :meth:`score_samples`. A column that is improbable
+            given the columns before it stands out with a very negative entry.
+
+        Raises
+        ------
+        ValueError
+            For an ensemble of several orderings or masks: the ensemble's density is a
+            mixture, whose log does not split into per-column terms.
+        """
+        Z = self._encode(X)
+        if self.net_.module_.network.n_members != 1:
+            raise ValueError(
+                "score_samples_per_feature needs a single ordering; this model averages "
+                f"{self.net_.module_.network.n_members} orderings or masks, whose mixture "
+                "density has no per-column decomposition"
+            )
+        out = [
+            module.log_prob_per_feature(z).double().cpu().numpy()
+            for module, z in self._iter_batches(Z)
+        ]
+        return np.concatenate(out) + self.schema_.log_jacobian_per_feature
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Total log-likelihood of ``X`` under the model (as ``KernelDensity.score``).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        logprob : float
+            ``sum_n log p(x_n)``: higher is better, so ``GridSearchCV`` needs no scorer.
+        """
+        return float(np.sum(self.score_samples(X)))
+
+    # ------------------------------------------------------------------ sampling
+    def sample(self, n_samples: int = 1, random_state: Any = None) -> Any:
+        """Draw rows from the fitted density.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of rows to draw.
+        random_state : int, RandomState instance or None, default=None
+            Seeds the draw. ``None`` uses the estimator's ``random_state``, so an estimator
+            built with an integer ``random_state`` samples the same rows every call (as
+            :meth:`sklearn.mixture.GaussianMixture.sample`).
+
+        Returns
+        -------
+        X : ndarray or DataFrame of shape (n_samples, n_features)
+            In the user's kinds: 0/1, category labels, floats in user units; a DataFrame with
+            the fitted columns and dtypes when the model was fitted on a DataFrame.
+        """
+        check_is_fitted(self)
+        if (
+            isinstance(n_samples, (bool, np.bool_))
+            or not isinstance(n_samples, (Integral, np.integer))
+            or n_samples < 1
+        ):
+            raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}")
+        rs = self.random_state if random_state is None else random_state
+        seed = int(check_random_state(rs).randint(np.iinfo(np.int32).max))
+        generator = torch.Generator().manual_seed(seed)
+        self.net_.module_.eval()
+        chunks = []
+        for start in range(0, n_samples, self._inference_batch_size):
+            m = min(self._inference_batch_size, n_samples - start)
+            with torch.no_grad():
+                chunks.append(self._sample_encoded(m, generator).cpu().numpy())
+        return self.schema_.decode(np.concatenate(chunks))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.input_tags.categorical = True
+        tags.target_tags.required = False
+        tags.non_deterministic = False
+        return tags
