@@ -215,6 +215,11 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         reproducible; ``seed`` seeds anything else (mask degrees, orderings).
         """
 
+    def _make_schema(self, X: Any) -> TabularSchema:
+        """Learn the column schema of the training data (override for images or sequences,
+        whose columns share one kind)."""
+        return TabularSchema.from_data(X, categorical_features=self.categorical_features)
+
     def _families(self, schema: TabularSchema) -> list[ConditionalFamily]:
         """The conditional family of every column (override for other families)."""
         return schema.families(
@@ -273,7 +278,7 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
 
     def _fit(self, X: Any, sample_weight: Any) -> None:
         X = self._check_X(X, reset=True)
-        schema = TabularSchema.from_data(X, categorical_features=self.categorical_features)
+        schema = self._make_schema(X)
         Z = schema.encode(X)
         n = Z.shape[0]
         w = _check_sample_weight(sample_weight, Z, dtype=np.float64, ensure_non_negative=True)
