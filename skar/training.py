@@ -20,11 +20,12 @@ import numpy as np
 import pandas as pd
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import EarlyStopping, ProgressBar
+from skorch.callbacks import Callback, EarlyStopping, ProgressBar
 from skorch.dataset import ValidSplit
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
-__all__ = ["NLLCriterion", "build_net", "history_frame"]
+__all__ = ["EpochProgressBar", "NLLCriterion", "build_net", "history_frame"]
 
 
 def _silent(*args: Any, **kwargs: Any) -> None:
@@ -52,6 +53,30 @@ class NLLCriterion(nn.Module):
         w = sample_weight.to(log_prob)
         # A batch whose weights are all zero contributes nothing rather than 0/0 = NaN.
         return -(w * log_prob).sum() / w.sum().clamp_min(1e-12) - self.log_jacobian
+
+
+class EpochProgressBar(Callback):
+    """One tqdm bar over epochs, showing the latest train and validation NLL.
+
+    skorch's own :class:`~skorch.callbacks.ProgressBar` advances per batch and restarts every
+    epoch; for the hundreds of short epochs of a tabular density this bar is the readable one.
+    ``verbose=1`` shows it; ``verbose=2`` shows skorch's epoch table and per-batch bar instead.
+    """
+
+    def on_train_begin(self, net: NeuralNet, **kwargs: Any) -> None:
+        self.bar_ = tqdm(total=net.max_epochs, desc="epochs", unit="epoch", leave=True)
+
+    def on_epoch_end(self, net: NeuralNet, **kwargs: Any) -> None:
+        h = net.history[-1]
+        postfix = {"train_nll": f"{h['train_loss']:.4f}"}
+        if "valid_loss" in h:
+            postfix["valid_nll"] = f"{h['valid_loss']:.4f}"
+        self.bar_.set_postfix(postfix, refresh=False)
+        self.bar_.update(1)
+
+    def on_train_end(self, net: NeuralNet, **kwargs: Any) -> None:
+        self.bar_.close()
+        self.bar_ = None  # a tqdm object does not pickle with the net
 
 
 class _DensityNet(NeuralNet):
@@ -104,11 +129,13 @@ def build_net(
                     threshold_mode="abs",
                     lower_is_better=True,
                     load_best=True,
-                    sink=print if verbose else _silent,
+                    sink=tqdm.write if verbose else _silent,
                 ),
             )
         )
-    if verbose:
+    if verbose == 1:
+        callbacks.append(("progress_bar", EpochProgressBar()))
+    elif verbose >= 2:
         callbacks.append(("progress_bar", ProgressBar()))
     return _DensityNet(
         module=module,
@@ -124,7 +151,7 @@ def build_net(
         train_split=train_split,
         callbacks=callbacks,
         device=device,
-        verbose=int(verbose),
+        verbose=int(verbose >= 2),
     )
 
 

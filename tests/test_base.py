@@ -253,3 +253,12 @@ def test_device_auto_resolves_to_an_available_device(fitted):
     with pytest.raises(ValueError, match="device"):
         MADEDensity(**{**FAST, "device": "cuda:0" if not torch.cuda.is_available() else "nope"}
                     ).fit(np.zeros((10, 2)) + np.arange(10)[:, None])
+
+
+def test_verbose_shows_a_progress_bar_and_silent_by_default(data, capsys):
+    MADEDensity(**FAST).fit(data)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+    MADEDensity(**{**FAST, "verbose": 1}).fit(data)
+    err = capsys.readouterr().err
+    assert "epochs" in err and "3/3" in err and "valid_nll" in err

@@ -4,6 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from skar.schema import OneHotInputs, TabularSchema
 
@@ -112,3 +114,21 @@ def test_one_hot_inputs_layout():
     )
     torch.testing.assert_close(enc(x), want)
     assert enc.column_of_unit.tolist() == [0, 1, 1, 1, 2, 3, 3]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=3, max_size=30),
+    st.lists(st.sampled_from(["a", "b", "c"]), min_size=3, max_size=30),
+)
+def test_round_trip_of_arbitrary_frames(values, labels):
+    n = min(len(values), len(labels))
+    df = pd.DataFrame({"v": values[:n], "c": labels[:n]})
+    schema = TabularSchema.from_data(df)
+    back = schema.decode(schema.encode(df))
+    assert back["c"].tolist() == df["c"].tolist()
+    if schema.kinds[0] == "continuous":
+        atol = 1e-6 * schema.columns[0].scale  # float32 inside, relative to the column's spread
+        np.testing.assert_allclose(back["v"], df["v"], rtol=1e-5, atol=atol)
+    else:
+        np.testing.assert_array_equal(back["v"], df["v"])

@@ -233,7 +233,8 @@ class MADEDensity(BaseAutoregressiveDensity):
         Seeds initialisation, masks, shuffling, the validation split and (by default)
         ``sample``; the global torch and numpy RNGs are left as they were.
     verbose : int, default=0
-        Print an epoch table and a progress bar while training.
+        0 trains silently; 1 shows a progress bar over epochs with the latest train and
+        validation NLL; 2 prints skorch's epoch table and a per-batch progress bar.
     device : str, default="auto"
         ``"auto"`` trains on CUDA when available, else the CPU; or any torch device string.
 
