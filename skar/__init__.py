@@ -5,7 +5,9 @@ Every estimator models ``p(x) = prod_i p(x_i | x_<i)`` and has the API of
 """
 
 from .models.made import MADEDensity
+from .models.pixelcnn import PixelCNNDensity
 
 __version__ = "0.1.0"
 
-__all__ = ["MADEDensity", "__version__"]
+__all__ = ["MADEDensity",
+           "PixelCNNDensity", "__version__"]

@@ -15,6 +15,13 @@ interchangeable: ``forward(x, member)`` returns the parameters of every conditio
 parallel pass, and the parameters of position ``i`` depend only on positions before ``i`` in
 ``ordering(member)``. A *member* is one of an ensemble of orderings or masks (MADE's mask
 ensembles, order-agnostic NADE); a model without an ensemble has one member.
+
+Conditional models (``fit(X, y)`` learning :math:`p(x \\mid y)`, e.g. the class-conditional
+PixelCNN) use one more hook, :meth:`BaseAutoregressiveDensity._encode_context`: it turns ``y``
+into a *context* array, one row per sample, that travels next to ``x`` (the ``"context"`` key of
+the dict skorch trains on) and reaches the network as ``forward(x, member, context=...)``. The
+default hook ignores ``y``, and then nothing is passed: unconditional networks keep the
+two-argument ``forward(x, member)``.
 """
 
 from __future__ import annotations
@@ -66,6 +73,10 @@ class AutoregressiveNetwork(nn.Module):
             Encoded rows (:meth:`skar.schema.TabularSchema.encode`).
         member : int
             Which ordering/mask of the ensemble to use.
+        context : Tensor of shape (B, ...), keyword-only, optional
+            Only for conditional models (see
+            :meth:`BaseAutoregressiveDensity._encode_context`); it is never passed to an
+            unconditional network, whose ``forward`` need not accept it.
 
         Returns
         -------
@@ -83,6 +94,11 @@ class AutoregressiveNetwork(nn.Module):
     def draw_member(self) -> int:
         """The member to train on for the next minibatch (one per minibatch)."""
         return 0
+
+    # Optional: ``training_log_prob(x, conditionals) -> Tensor of shape (B,)``. When a network
+    # defines it, :class:`DensityModule` trains on it instead of the chain rule of one drawn
+    # member (it must be an unbiased estimate of, or a bound on, ``log p(x)``); scoring in
+    # evaluation mode is unchanged.
 
 
 class DensityModule(nn.Module):
@@ -107,21 +123,47 @@ class DensityModule(nn.Module):
         self.network = network
         self.conditionals = conditionals
 
-    def log_prob_per_feature(self, x: Tensor, member: int = 0) -> Tensor:
-        """``log p_member(x_d | x_<d)`` for every column; shape (B, D), standardised units."""
-        return self.conditionals.log_prob(self.network(x, member), x)
+    def params(self, x: Tensor, member: int = 0, context: Tensor | None = None) -> Tensor:
+        """The network's conditional parameters, ``(B, n_params)``; ``context`` is handed on
+        only when given, so unconditional networks keep ``forward(x, member)``."""
+        if context is None:
+            return self.network(x, member)
+        return self.network(x, member, context=context)
 
-    def forward(self, x: Tensor, sample_weight: Tensor | None = None) -> Tensor:
-        """Log density of every row of ``x`` (standardised units); shape (B,)."""
+    def log_prob_per_feature(
+        self, x: Tensor, member: int = 0, context: Tensor | None = None
+    ) -> Tensor:
+        """``log p_member(x_d | x_<d)`` for every column; shape (B, D), standardised units."""
+        return self.conditionals.log_prob(self.params(x, member, context), x)
+
+    def forward(
+        self, x: Tensor, sample_weight: Tensor | None = None, context: Tensor | None = None
+    ) -> Tensor:
+        """Log density of every row of ``x`` (standardised units); shape (B,).
+
+        ``context`` (conditional models only) is one context row per row of ``x``.
+        """
         if self.training:
-            return self.log_prob_per_feature(x, self.network.draw_member()).sum(-1)
+            # A network may define its own training objective (order-agnostic NADE trains on
+            # a random ordering and split point per row, an unbiased estimate of log p(x)).
+            custom = getattr(self.network, "training_log_prob", None)
+            if custom is not None:
+                return custom(x, self.conditionals)
+            return self.log_prob_per_feature(x, self.network.draw_member(), context).sum(-1)
         k = self.network.n_members
-        logps = torch.stack([self.log_prob_per_feature(x, m).sum(-1) for m in range(k)])
+        logps = torch.stack(
+            [self.log_prob_per_feature(x, m, context).sum(-1) for m in range(k)]
+        )
         return torch.logsumexp(logps, dim=0) - math.log(k)
 
 
 @torch.no_grad()
-def sample_plain(module: DensityModule, n_samples: int, generator: torch.Generator) -> Tensor:
+def sample_plain(
+    module: DensityModule,
+    n_samples: int,
+    generator: torch.Generator,
+    context: Tensor | None = None,
+) -> Tensor:
     """The generic sampler: one position at a time, one full network pass per position.
 
     With an ensemble, each row first draws its member uniformly (the ensemble density is the
@@ -136,6 +178,8 @@ def sample_plain(module: DensityModule, n_samples: int, generator: torch.Generat
     n_samples : int
     generator : torch.Generator
         CPU generator; every draw comes from it.
+    context : Tensor of shape (n_samples, ...), optional
+        Conditional models only: the encoded context of every row to draw.
 
     Returns
     -------
@@ -156,8 +200,9 @@ def sample_plain(module: DensityModule, n_samples: int, generator: torch.Generat
         if rows.numel() == 0:
             continue
         xm = torch.zeros(rows.numel(), D, device=device)
+        cm = None if context is None else context[rows]
         for d in net.ordering(m).tolist():
-            params = net(xm, m)
+            params = module.params(xm, m, cm)
             xm[:, d] = cond.sample_column(params, d, generator)
         x[rows] = xm
     return x
@@ -227,9 +272,40 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             component=getattr(self, "component", "gaussian"),
         )
 
-    def _sample_encoded(self, n_samples: int, generator: torch.Generator) -> Tensor:
-        """Draw encoded rows; the generic loop unless a model has an exact faster one."""
-        return sample_plain(self.net_.module_, n_samples, generator)
+    def _sample_encoded(
+        self, n_samples: int, generator: torch.Generator, context: Tensor | None = None
+    ) -> Tensor:
+        """Draw encoded rows; the generic loop unless a model has an exact faster one.
+
+        ``context`` is passed (as a keyword) only by conditional models.
+        """
+        return sample_plain(self.net_.module_, n_samples, generator, context)
+
+    def _encode_context(self, y: Any, *, reset: bool) -> np.ndarray | None:
+        """Turn ``y`` into the context array of a conditional model, or ``None``.
+
+        The default ignores ``y``: the model is unconditional and nothing changes. A
+        conditional model learns what it needs from ``y`` when ``reset`` is True (in ``fit``,
+        storing fitted attributes such as ``classes_``), checks ``y`` against them otherwise,
+        and returns one context row per sample (e.g. class codes), which reaches the network
+        as ``forward(x, member, context=...)``. Called in ``fit``, ``score_samples`` and
+        ``sample``, after ``X`` is checked.
+        """
+        return None
+
+    def _is_conditional_model(self) -> bool:
+        """Whether this class conditions on ``y`` (overrides :meth:`_encode_context`)."""
+        return type(self)._encode_context is not BaseAutoregressiveDensity._encode_context
+
+    def _context_rows(self, y: Any, n_samples: int, *, reset: bool) -> np.ndarray | None:
+        """:meth:`_encode_context`, checked to give one row per sample."""
+        context = self._encode_context(y, reset=reset)
+        if context is not None and len(context) != n_samples:
+            raise ValueError(
+                f"y has {len(context)} entries, but X has {n_samples} rows; pass one label "
+                "per row"
+            )
+        return context
 
     # ------------------------------------------------------------------ input checks
     def _check_X(self, X: Any, *, reset: bool) -> Any:
@@ -256,8 +332,9 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         X : array-like or DataFrame of shape (n_samples, n_features)
             Training rows. Numeric arrays, or DataFrames mixing numeric, bool, category and
             string columns.
-        y : None
-            Ignored; present for API consistency.
+        y : array-like of shape (n_samples,), default=None
+            Ignored by unconditional models; a conditional model (one that overrides
+            :meth:`_encode_context`) learns ``p(x | y)``.
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative row weights; the loss is the weighted mean NLL.
 
@@ -268,7 +345,7 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         """
         saved = dict(self.__dict__)
         try:
-            self._fit(X, sample_weight)
+            self._fit(X, sample_weight, y)
         except BaseException:
             # A failed fit leaves a previously fitted estimator exactly as it was.
             self.__dict__.clear()
@@ -276,11 +353,12 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             raise
         return self
 
-    def _fit(self, X: Any, sample_weight: Any) -> None:
+    def _fit(self, X: Any, sample_weight: Any, y: Any = None) -> None:
         X = self._check_X(X, reset=True)
         schema = self._make_schema(X)
         Z = schema.encode(X)
         n = Z.shape[0]
+        context = self._context_rows(y, n, reset=True)
         w = _check_sample_weight(sample_weight, Z, dtype=np.float64, ensure_non_negative=True)
         if not w.sum() > 0:
             raise ValueError("sample_weight sums to 0; at least one row needs a positive weight")
@@ -318,7 +396,10 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
                 verbose=self.verbose,
                 device=device,
             )
-            net.fit({"x": Z, "sample_weight": w.astype(np.float32)}, None)
+            data = {"x": Z, "sample_weight": w.astype(np.float32)}
+            if context is not None:
+                data["context"] = context
+            net.fit(data, None)
         net.module_.eval()
         self.schema_ = schema
         self.net_ = net
@@ -332,21 +413,28 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         X = self._check_X(X, reset=False)
         return self.schema_.encode(X)
 
-    def _iter_batches(self, Z: np.ndarray):
+    def _iter_batches(self, Z: np.ndarray, context: np.ndarray | None = None):
+        """Yield ``(module, z, c)`` batches on the net's device; ``c`` is None without context."""
         module = self.net_.module_
         module.eval()
         device = self.net_.device
         bs = self._inference_batch_size
         with torch.no_grad():
             for start in range(0, Z.shape[0], bs):
-                yield module, torch.as_tensor(Z[start : start + bs], device=device)
+                c = None
+                if context is not None:
+                    c = torch.as_tensor(context[start : start + bs], device=device)
+                yield module, torch.as_tensor(Z[start : start + bs], device=device), c
 
-    def score_samples(self, X: Any) -> np.ndarray:
+    def score_samples(self, X: Any, y: Any = None) -> np.ndarray:
         """Log density of every row, natural log, in the units of ``X``.
 
         Parameters
         ----------
         X : array-like or DataFrame of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,), default=None
+            Ignored by unconditional models; a conditional model returns
+            ``log p(x | y)``.
 
         Returns
         -------
@@ -357,17 +445,21 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             on the same columns. Rows are scored in batches, so memory stays bounded.
         """
         Z = self._encode(X)
+        context = self._context_rows(y, Z.shape[0], reset=False)
         out = [
-            module(z).double().cpu().numpy() for module, z in self._iter_batches(Z)
+            module(z, context=c).double().cpu().numpy()
+            for module, z, c in self._iter_batches(Z, context)
         ]
         return np.concatenate(out) + self.schema_.log_jacobian
 
-    def score_samples_per_feature(self, X: Any) -> np.ndarray:
+    def score_samples_per_feature(self, X: Any, y: Any = None) -> np.ndarray:
         """Each column's conditional log density ``log p(x_d | x_<d)``, in the units of ``X``.
 
         Parameters
         ----------
         X : array-like or DataFrame of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,), default=None
+            Ignored by unconditional models; a conditional model conditions on it.
 
         Returns
         -------
@@ -383,6 +475,7 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             mixture, whose log does not split into per-column terms.
         """
         Z = self._encode(X)
+        context = self._context_rows(y, Z.shape[0], reset=False)
         if self.net_.module_.network.n_members != 1:
             raise ValueError(
                 "score_samples_per_feature needs a single ordering; this model averages "
@@ -390,8 +483,8 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
                 "density has no per-column decomposition"
             )
         out = [
-            module.log_prob_per_feature(z).double().cpu().numpy()
-            for module, z in self._iter_batches(Z)
+            module.log_prob_per_feature(z, 0, c).double().cpu().numpy()
+            for module, z, c in self._iter_batches(Z, context)
         ]
         return np.concatenate(out) + self.schema_.log_jacobian_per_feature
 
@@ -401,18 +494,22 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         Parameters
         ----------
         X : array-like or DataFrame of shape (n_samples, n_features)
-        y : None
-            Ignored; present for API consistency.
+        y : array-like of shape (n_samples,), default=None
+            Ignored by unconditional models; a conditional model scores ``log p(x | y)``.
 
         Returns
         -------
         logprob : float
             ``sum_n log p(x_n)``: higher is better, so ``GridSearchCV`` needs no scorer.
         """
-        return float(np.sum(self.score_samples(X)))
+        if y is None or not self._is_conditional_model():
+            # Unconditional models are called exactly as before (some override
+            # ``score_samples(X)`` without a ``y``).
+            return float(np.sum(self.score_samples(X)))
+        return float(np.sum(self.score_samples(X, y)))
 
     # ------------------------------------------------------------------ sampling
-    def sample(self, n_samples: int = 1, random_state: Any = None) -> Any:
+    def sample(self, n_samples: int = 1, random_state: Any = None, y: Any = None) -> Any:
         """Draw rows from the fitted density.
 
         Parameters
@@ -423,6 +520,9 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             Seeds the draw. ``None`` uses the estimator's ``random_state``, so an estimator
             built with an integer ``random_state`` samples the same rows every call (as
             :meth:`sklearn.mixture.GaussianMixture.sample`).
+        y : scalar or array-like of shape (n_samples,), default=None
+            Ignored by unconditional models; a conditional model draws from ``p(x | y)``
+            (a scalar gives every row the same label).
 
         Returns
         -------
@@ -437,6 +537,9 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             or n_samples < 1
         ):
             raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}")
+        if y is not None and np.ndim(y) == 0:
+            y = [y] * n_samples
+        context = self._context_rows(y, n_samples, reset=False)
         rs = self.random_state if random_state is None else random_state
         seed = int(check_random_state(rs).randint(np.iinfo(np.int32).max))
         generator = torch.Generator().manual_seed(seed)
@@ -445,7 +548,12 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         for start in range(0, n_samples, self._inference_batch_size):
             m = min(self._inference_batch_size, n_samples - start)
             with torch.no_grad():
-                chunks.append(self._sample_encoded(m, generator).cpu().numpy())
+                if context is None:
+                    draw = self._sample_encoded(m, generator)
+                else:
+                    c = torch.as_tensor(context[start : start + m], device=self.net_.device)
+                    draw = self._sample_encoded(m, generator, context=c)
+                chunks.append(draw.cpu().numpy())
         return self.schema_.decode(np.concatenate(chunks))
 
     def __sklearn_tags__(self):

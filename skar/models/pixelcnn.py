@@ -1,0 +1,852 @@
+"""Gated PixelCNN (van den Oord et al., 2016) with class conditioning, the discretized logistic
+mixture outputs of PixelCNN++ (Salimans et al., 2017) and cached sampling (Ramachandran et al.,
+2017).
+
+An image ``x`` of shape ``(C, H, W)`` is generated in raster order, and within a pixel channel by
+channel (R, then G, then B):
+
+.. math::
+
+    p(x \\mid y) = \\prod_{i=1}^{H} \\prod_{j=1}^{W} \\prod_{c=1}^{C}
+        p\\big(x_{c,i,j} \\mid x_{:, <(i,j)},\\; x_{<c, i, j},\\; y\\big),
+
+where ``<(i, j)`` is every pixel above, or left in the same row, and ``y`` an optional class
+label. One convolutional pass returns every conditional at once, because the convolutions are
+*masked* so that position ``(c, i, j)`` never sees itself or anything after it:
+
+* the **vertical stack** ``v`` sees the rows at and above row ``i`` (its kernel is cropped to
+  the top ``k//2 + 1`` rows of a ``k x k`` window); it reaches the horizontal stack only
+  *shifted down by one row*, so the horizontal stack at row ``i`` gets rows ``< i`` from it;
+* the **horizontal stack** ``h`` sees the current row left of ``j`` (a ``1 x (k//2 + 1)``
+  kernel). Its first layer has **mask A** at the centre tap (feature maps of channel group ``g``
+  see the input channels ``< g`` of the current pixel; with one channel, not the pixel at all),
+  later layers **mask B** (groups ``<= g``), and the 1 x 1 convolutions in between are masked B
+  by channel group too.
+
+Together the stacks cover every pixel above and to the left, without the *blind spot* of a
+plain stack of masked ``3 x 3`` convolutions. Each layer is gated,
+
+.. math::
+
+    v' = \\tanh(W_{v,f} * v + V_f^\\top e_y) \\odot \\sigma(W_{v,g} * v + V_g^\\top e_y),\\qquad
+    h' = h + W_{1\\times1}\\big[\\tanh(a_f) \\odot \\sigma(a_g)\\big],\\quad
+    a = W_h * h + W_{v\\to h}\\,\\mathrm{shift}(W_v * v) + U^\\top e_y,
+
+with a residual connection on the horizontal stack, and ``e_y`` the one-hot class of a
+class-conditional model (van den Oord et al. 2016, eq. 4; the label enters every layer as a
+bias, so it does not affect the autoregressive structure). A ``1 x 1`` masked head turns ``h``
+into the parameters of each ``p(x_{c,i,j} | ...)``: a Bernoulli for binary images, a Categorical
+over ``K`` levels, or the discretized mixture of logistics of PixelCNN++ (for 8-bit images).
+
+**Cached sampling.** The generic sampler runs the whole network once per pixel and channel,
+``C H W`` passes over ``H x W`` positions. Here the vertical stack of row ``i - 1`` is computed
+once (one row per layer) when row ``i`` starts, and the horizontal stack of pixel ``(i, j)``
+from the cached rows to its left, so each pixel costs ``O(n_layers)`` small convolutions
+(the row-caching scheme of Ramachandran et al. 2017). It draws exactly what
+:func:`skar.base.sample_plain` draws with the same generator.
+
+References
+----------
+A. van den Oord, N. Kalchbrenner and K. Kavukcuoglu. Pixel Recurrent Neural Networks. ICML 2016.
+A. van den Oord, N. Kalchbrenner, O. Vinyals, L. Espeholt, A. Graves and K. Kavukcuoglu.
+Conditional Image Generation with PixelCNN Decoders. NeurIPS 2016.
+T. Salimans, A. Karpathy, X. Chen and D. P. Kingma. PixelCNN++: Improving the PixelCNN with
+Discretized Logistic Mixture Likelihood and Other Modifications. ICLR 2017.
+P. Ramachandran, T. L. Paine, P. Khorrami, M. Babaeizadeh, S. Chang, Y. Zhang,
+M. Hasegawa-Johnson, R. H. Campbell and T. S. Huang. Fast Generation for Convolutional
+Autoregressive Models. ICLR 2017 workshop.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+from torch import Tensor, nn
+
+from ..base import AutoregressiveNetwork, BaseAutoregressiveDensity, DensityModule
+from ..distributions import (
+    Bernoulli,
+    Categorical,
+    ColumnConditionals,
+    ConditionalFamily,
+    DiscretizedLogisticMixture,
+)
+from ..schema import ColumnSpec, TabularSchema
+
+__all__ = ["GatedPixelCNN", "ImageSchema", "PixelCNNDensity", "sample_cached"]
+
+
+def _groups(n_maps: int, n_channels: int) -> np.ndarray:
+    """The image channel (group) of each of ``n_maps`` feature maps: ``floor(f C / n_maps)``."""
+    return np.arange(n_maps) * n_channels // n_maps
+
+
+def _channel_mask(out_groups: np.ndarray, in_groups: np.ndarray, strict: bool) -> Tensor:
+    """``(out, in)`` 0/1 mask at the current pixel: group ``g`` sees input groups ``< g``
+    (``strict``, mask A) or ``<= g`` (mask B)."""
+    o, i = out_groups[:, None], in_groups[None, :]
+    return torch.as_tensor(i < o if strict else i <= o, dtype=torch.float32)
+
+
+def _gate(a: Tensor) -> Tensor:
+    """``tanh(a_f) * sigmoid(a_g)`` on the two halves of the channel axis."""
+    f, g = a.chunk(2, dim=1)
+    return torch.tanh(f) * torch.sigmoid(g)
+
+
+class GatedBlock(nn.Module):
+    """One gated layer: a vertical and a horizontal stack (a torch module).
+
+    Parameters
+    ----------
+    in_channels : int
+        Feature maps coming in (the image channels ``C`` for the first layer).
+    n_filters : int
+        Feature maps of each stack, ``p``; the gates use ``2p`` pre-activations.
+    kernel_size : int
+        Odd ``k``: the vertical kernel is ``(k//2 + 1) x k``, the horizontal ``1 x (k//2 + 1)``.
+    n_image_channels : int
+        ``C``; feature maps are split into ``C`` groups for the channel masks.
+    first : bool
+        Mask A at the centre tap and no residual connection (the first layer).
+    n_classes : int
+        Number of classes of a class-conditional model, 0 for an unconditional one.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        n_filters: int,
+        kernel_size: int,
+        n_image_channels: int,
+        first: bool,
+        n_classes: int = 0,
+    ) -> None:
+        super().__init__()
+        k2 = kernel_size // 2
+        p = n_filters
+        self.k2, self.p, self.first = k2, p, first
+        self.v_conv = nn.Conv2d(in_channels, 2 * p, (k2 + 1, kernel_size))
+        self.v_to_h = nn.Conv2d(2 * p, 2 * p, 1)
+        self.h_conv = nn.Conv2d(in_channels, 2 * p, (1, k2 + 1))
+        self.h_out = nn.Conv2d(p, p, 1)
+        self.embed = nn.Embedding(n_classes, 4 * p) if n_classes else None
+        C = n_image_channels
+        in_groups = _groups(in_channels, C)
+        gate_groups = np.tile(_groups(p, C), 2)  # a_f and a_g of a feature map share its group
+        h_mask = torch.ones(2 * p, in_channels, 1, k2 + 1)
+        h_mask[:, :, 0, k2] = _channel_mask(gate_groups, in_groups, strict=first)
+        self.register_buffer("h_mask", h_mask)
+        out_mask = _channel_mask(_groups(p, C), _groups(p, C), strict=False)
+        self.register_buffer("out_mask", out_mask[:, :, None, None])
+
+    def class_bias(self, context: Tensor | None) -> tuple[Tensor | float, Tensor | float]:
+        """Per-row biases ``(V^T e_y, U^T e_y)`` of the two stacks, each ``(B, 2p, 1, 1)``."""
+        if self.embed is None:
+            return 0.0, 0.0
+        e = self.embed(context.long())  # (B, 4p)
+        return e[:, : 2 * self.p, None, None], e[:, 2 * self.p :, None, None]
+
+    def vertical(self, v_padded: Tensor) -> Tensor:
+        """Vertical pre-activation from input padded by ``k//2`` on top, left and right."""
+        return self.v_conv(v_padded)  # (B, 2p, rows, W)
+
+    def horizontal(self, h_padded: Tensor) -> Tensor:
+        """Masked horizontal pre-activation from input padded by ``k//2`` on the left."""
+        return F.conv2d(h_padded, self.h_conv.weight * self.h_mask, self.h_conv.bias)
+
+    def combine(self, a: Tensor, h: Tensor) -> Tensor:
+        """Gate the horizontal pre-activation ``a`` and add the residual ``h``."""
+        out = F.conv2d(_gate(a), self.h_out.weight * self.out_mask, self.h_out.bias)
+        return out if self.first else h + out
+
+    def forward(self, v: Tensor, h: Tensor, context: Tensor | None = None):
+        """``(B, in, H, W)`` stacks -> ``(B, p, H, W)`` stacks."""
+        k2 = self.k2
+        bv, bh = self.class_bias(context)
+        vp = self.vertical(F.pad(v, (k2, k2, k2, 0))) + bv  # (B, 2p, H, W)
+        # Row i of the horizontal stack gets row i-1 of the vertical one: the vertical stack
+        # sees the whole of row i (also right of j), so only the rows above may pass.
+        above = F.pad(vp, (0, 0, 1, 0))[:, :, :-1]
+        a = self.horizontal(F.pad(h, (k2, 0, 0, 0))) + self.v_to_h(above) + bh
+        return _gate(vp), self.combine(a, h)
+
+
+class GatedPixelCNN(AutoregressiveNetwork):
+    """The gated PixelCNN (a torch module) keeping the :class:`skar.base.AutoregressiveNetwork`
+    contract.
+
+    Parameters
+    ----------
+    image_shape : tuple of int
+        ``(C, H, W)``.
+    n_levels : int
+        Number of pixel levels K; inputs (codes ``0 .. K-1``) are scaled to ``[-1, 1]``.
+    n_params : int
+        Parameters of each pixel channel's conditional (``family.n_params``).
+    n_filters : int
+        Feature maps per stack (at least ``C``).
+    n_layers : int
+        Gated layers.
+    kernel_size : int
+        Odd kernel size ``k``.
+    head_filters : int
+        Width of the masked ``1 x 1`` output head (at least ``C``).
+    n_classes : int, default=0
+        Classes of a class-conditional model; 0 for an unconditional one.
+
+    Attributes
+    ----------
+    orderings : LongTensor of shape (1, C*H*W)
+        Buffer; the generation order of the flattened ``(C, H, W)`` columns: raster order over
+        pixels, channels in order within a pixel.
+    """
+
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int],
+        n_levels: int,
+        n_params: int,
+        n_filters: int = 32,
+        n_layers: int = 5,
+        kernel_size: int = 3,
+        head_filters: int = 64,
+        n_classes: int = 0,
+    ) -> None:
+        super().__init__()
+        C, H, W = image_shape
+        self.image_shape = (int(C), int(H), int(W))
+        self.n_levels = int(n_levels)
+        self.n_params = int(n_params)
+        self.n_classes = int(n_classes)
+        self.k2 = kernel_size // 2
+        self.blocks = nn.ModuleList(
+            GatedBlock(C if i == 0 else n_filters, n_filters, kernel_size, C, i == 0, n_classes)
+            for i in range(n_layers)
+        )
+        self.head1 = nn.Conv2d(n_filters, head_filters, 1)
+        self.head2 = nn.Conv2d(head_filters, C * n_params, 1)
+        hidden_groups, head_groups = _groups(n_filters, C), _groups(head_filters, C)
+        out_groups = np.repeat(np.arange(C), n_params)
+        m1 = _channel_mask(head_groups, hidden_groups, strict=False)
+        m2 = _channel_mask(out_groups, head_groups, strict=False)
+        self.register_buffer("head1_mask", m1[:, :, None, None])
+        self.register_buffer("head2_mask", m2[:, :, None, None])
+        hh, ww, cc = np.meshgrid(np.arange(H), np.arange(W), np.arange(C), indexing="ij")
+        order = (cc * H * W + hh * W + ww).reshape(1, -1)  # raster order, channels inside
+        self.register_buffer("orderings", torch.as_tensor(order, dtype=torch.long))
+
+    def ordering(self, member: int = 0) -> Tensor:
+        """Raster order over pixels, channels R, G, B within a pixel (flattened column ids)."""
+        return self.orderings[member]
+
+    def scale(self, codes: Tensor) -> Tensor:
+        """Pixel codes ``0 .. K-1`` -> network inputs in ``[-1, 1]``."""
+        return codes * (2.0 / (self.n_levels - 1)) - 1.0
+
+    def head(self, h: Tensor) -> Tensor:
+        """``(B, p, ., .)`` horizontal stack -> ``(B, C * n_params, ., .)`` parameters."""
+        # ELU rather than ReLU (as PixelCNN++): its derivative is never 0, so no input can be
+        # cut off by a unit that happens to be off, and the Jacobian tests see every path.
+        z = F.conv2d(F.elu(h), self.head1.weight * self.head1_mask, self.head1.bias)
+        return F.conv2d(F.elu(z), self.head2.weight * self.head2_mask, self.head2.bias)
+
+    def _check_context(self, context: Tensor | None) -> None:
+        if self.n_classes and context is None:
+            raise ValueError(
+                "this PixelCNN was fitted with class labels y; pass y to condition on"
+            )
+
+    def forward(self, x: Tensor, member: int = 0, context: Tensor | None = None) -> Tensor:
+        """``(B, C*H*W)`` codes -> ``(B, C*H*W*n_params)`` parameters, column-major by pixel.
+
+        Column ``d = c H W + i W + j`` owns ``out[:, d * n_params : (d + 1) * n_params]``.
+        ``context`` holds the class codes ``(B,)`` of a class-conditional model.
+        """
+        self._check_context(context)
+        C, H, W = self.image_shape
+        B = x.shape[0]
+        v = h = self.scale(x).view(B, C, H, W)
+        for block in self.blocks:
+            v, h = block(v, h, context)
+        out = self.head(h)  # (B, C * P, H, W)
+        # (B, C, P, H, W) -> (B, C, H, W, P): every column's parameters are contiguous.
+        return out.view(B, C, self.n_params, H, W).permute(0, 1, 3, 4, 2).reshape(B, -1)
+
+
+@torch.no_grad()
+def sample_cached(
+    module: DensityModule,
+    n_samples: int,
+    generator: torch.Generator,
+    context: Tensor | None = None,
+) -> Tensor:
+    """Exact incremental sampling of a :class:`GatedPixelCNN` (row caching).
+
+    At the start of row ``i`` every layer computes its vertical stack for row ``i - 1`` only
+    (from the cached rows ``i - 1 - k//2 .. i - 1`` of the layer below) and the link into the
+    horizontal stack; each pixel ``(i, j)`` then runs the horizontal stacks on the cached
+    ``k//2 + 1`` positions to its left and the head, once per channel. The random draws are the
+    same calls, in the same order and shapes, as :func:`skar.base.sample_plain`'s, so with the
+    same generator both return the same images (up to float rounding in the parameters).
+
+    Parameters
+    ----------
+    module : DensityModule
+        Whose ``network`` is a :class:`GatedPixelCNN`.
+    n_samples : int
+    generator : torch.Generator
+        CPU generator; every draw comes from it.
+    context : Tensor of shape (n_samples,), optional
+        Class codes of a class-conditional model.
+
+    Returns
+    -------
+    Tensor of shape (n_samples, C*H*W)
+        Pixel codes.
+    """
+    net: GatedPixelCNN = module.network
+    net._check_context(context)
+    fams = module.conditionals.families
+    C, H, W = net.image_shape
+    P, k2, n = net.n_params, net.k2, n_samples
+    device = net.orderings.device
+    blocks = list(net.blocks)
+    L = len(blocks)
+    biases = [b.class_bias(context) for b in blocks]
+    widths = [C] + [b.p for b in blocks]  # input feature maps of each layer
+    codes = torch.zeros(n, C, H, W, device=device)
+    # Padded inputs of every layer's vertical stack (top k2 rows, k2 columns each side).
+    v_in = [torch.zeros(n, widths[m], H + k2, W + 2 * k2, device=device) for m in range(L)]
+    for i in range(H):
+        links = []
+        for m, block in enumerate(blocks):
+            if i == 0:
+                above = torch.zeros(n, 2 * block.p, 1, W, device=device)
+            else:
+                above = block.vertical(v_in[m][:, :, i - 1 : i + k2]) + biases[m][0]
+                if m + 1 < L:  # row i-1 of this layer's output is the next layer's input
+                    v_in[m + 1][:, :, k2 + i - 1, k2 : k2 + W] = _gate(above)[:, :, 0]
+            links.append(block.v_to_h(above) + biases[m][1])  # (n, 2p, 1, W)
+        h_in = [torch.zeros(n, widths[m], 1, W + k2, device=device) for m in range(L)]
+        for j in range(W):
+            for c in range(C):
+                for m, block in enumerate(blocks):
+                    a = block.horizontal(h_in[m][:, :, :, j : j + k2 + 1])
+                    a = a + links[m][:, :, :, j : j + 1]
+                    h = block.combine(a, h_in[m][:, :, :, k2 + j : k2 + j + 1])
+                    if m + 1 < L:
+                        h_in[m + 1][:, :, :, k2 + j] = h[:, :, :, 0]
+                params = net.head(h)[:, c * P : (c + 1) * P, 0, 0]  # (n, P)
+                value = fams[c * H * W + i * W + j].sample(params, generator)
+                codes[:, c, i, j] = value
+                scaled = net.scale(value)
+                h_in[0][:, c, 0, k2 + j] = scaled
+                v_in[0][:, c, k2 + i, k2 + j] = scaled
+    return codes.reshape(n, -1)
+
+
+class ImageSchema(TabularSchema):
+    """The schema of images whose pixels share one kind: binary, or ``n_levels`` levels.
+
+    Every column (pixel channel) is ``"binary"`` (``n_levels == 2``) or ``"categorical"`` with
+    the codes ``0 .. n_levels - 1`` standing for themselves. Encoding is vectorised over the
+    whole image, and bad values are reported by pixel position.
+
+    Parameters
+    ----------
+    image_shape : tuple of int
+        ``(C, H, W)``; columns are the row-major flattening of that shape.
+    n_levels : int
+        Number of levels K.
+    array_dtype : numpy dtype or None
+        dtype of the training array, kept for the samples.
+    """
+
+    def __init__(self, image_shape: tuple[int, int, int], n_levels: int, array_dtype: Any) -> None:
+        self.image_shape = tuple(int(s) for s in image_shape)
+        self.n_levels = int(n_levels)
+        kind = "binary" if self.n_levels == 2 else "categorical"
+        cats = np.arange(self.n_levels)
+        columns = [
+            ColumnSpec(d, kind, cats, dtype=array_dtype) for d in range(math.prod(image_shape))
+        ]
+        super().__init__(columns, is_frame=False, array_dtype=array_dtype)
+
+    def pixel(self, d: int) -> str:
+        """How error messages name column ``d``."""
+        c, i, j = np.unravel_index(d, self.image_shape)
+        return f"pixel {d} (channel {c}, row {i}, column {j})"
+
+    def encode(self, X: Any) -> np.ndarray:
+        """Check the pixels and return them as float32 codes ``(n_samples, C*H*W)``.
+
+        Raises
+        ------
+        ValueError
+            When a pixel is not a finite integer in ``0 .. n_levels - 1``; the message names
+            the row, the pixel, its value and the expected range.
+        """
+        x = _as_float(X)
+        _check_pixels(x, self, self.n_levels)
+        return x.astype(np.float32)
+
+    def decode(self, Z: np.ndarray) -> np.ndarray:
+        """Codes -> pixel values, in the training array's dtype when it is numeric."""
+        codes = np.rint(np.asarray(Z, dtype=np.float64)).astype(np.int64)
+        dt = self.array_dtype
+        return codes.astype(dt) if dt is not None and np.dtype(dt).kind in "biuf" else codes
+
+
+def _as_float(X: Any) -> np.ndarray:
+    try:
+        return np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"pixels must be numbers: {exc}") from None
+
+
+def _check_pixels(x: np.ndarray, schema: ImageSchema, n_levels: int | None) -> None:
+    """Every value finite, integer, ``>= 0`` and (with ``n_levels``) ``<= n_levels - 1``.
+
+    The message names the first bad row and pixel, its value and the expected range.
+    """
+    finite = np.isfinite(x)
+    bad = ~finite | (x != np.round(x)) | (x < 0)
+    if n_levels is not None:
+        bad |= x > n_levels - 1
+    if not bad.any():
+        return
+    row, d = (int(v) for v in np.argwhere(bad)[0])
+    v = float(x[row, d])
+    where = f"{schema.pixel(d)} of row {row}"
+    if not np.isfinite(v):
+        what = "NaN" if np.isnan(v) else ("+inf" if v > 0 else "-inf")
+        raise ValueError(f"{where} holds {what}; pixels must be finite integers")
+    if v < 0:
+        # The phrase scikit-learn uses for estimators that need non-negative input.
+        raise ValueError(
+            f"Negative values in data: {where} holds {v!r}; pixels must be non-negative "
+            "integers"
+        )
+    expected = (
+        f"integers in 0..{n_levels - 1} (the {n_levels} levels of fit; set n_levels to "
+        "allow more)" if n_levels is not None else "non-negative integers"
+    )
+    raise ValueError(f"{where} holds {v!r}; pixels must be {expected}")
+
+
+class PixelCNNDensity(BaseAutoregressiveDensity):
+    """Image density estimation with a gated PixelCNN, optionally class-conditional.
+
+    Each pixel channel's conditional ``p(x_{c,i,j} | pixels before it, y)`` is a Bernoulli
+    (binary images), a Categorical over K levels, or a discretized mixture of logistics
+    (PixelCNN++), with parameters from one masked-convolution pass (van den Oord et al. 2016).
+    Rows of ``X`` are flattened ``(C, H, W)`` images; 3-D ``(n, H, W)`` and 4-D
+    ``(n, C, H, W)`` arrays are accepted too. With labels, ``fit(X, y)`` learns ``p(x | y)``;
+    ``score_samples(X, y)`` and ``sample(n, y=...)`` then condition on them, and without ``y``
+    they use the class mixture ``p(x) = sum_y p(y) p(x | y)`` with the training frequencies
+    ``p(y)``. Sampling uses the exact row cache (:func:`sample_cached`).
+
+    Parameters
+    ----------
+    image_shape : tuple of int or None, default=None
+        ``(C, H, W)`` or ``(H, W)`` of the images. ``None`` takes it from 3-D/4-D input, else
+        infers ``(1, s, s)`` when ``n_features = s^2``, else ``(1, 1, n_features)`` (one row).
+    n_levels : int or "auto", default="auto"
+        Number of pixel levels K, the values being ``0 .. K-1``; "auto" is the largest
+        training value plus one (at least 2).
+    output : {"auto", "bernoulli", "categorical", "logistic_mixture"}, default="auto"
+        Conditional family of each pixel channel. "auto": Bernoulli for ``K = 2``, Categorical
+        for ``K <= 64``, the discretized logistic mixture above (8-bit images).
+    n_components : int, default=5
+        Components of the discretized logistic mixture.
+    n_filters : int, default=32
+        Feature maps of each stack (at least C).
+    n_layers : int, default=5
+        Gated layers. The receptive field grows by ``kernel_size // 2`` pixels per layer.
+    kernel_size : int, default=3
+        Odd kernel size of the gated layers.
+    head_filters : int, default=64
+        Width of the ``1 x 1`` output head (at least C).
+    batch_size : int or "auto", default="auto"
+        Minibatch size; "auto" is ``min(200, n_samples)``.
+    learning_rate_init : float, default=1e-3
+        Adam's learning rate.
+    max_iter : int, default=100
+        Maximum number of epochs.
+    alpha : float, default=0.0
+        L2 penalty (Adam's weight decay).
+    early_stopping : bool, default=True
+        Hold out ``validation_fraction`` of the rows and stop when their NLL stops improving,
+        restoring the best weights.
+    validation_fraction : float, default=0.1
+        Share of rows held out for early stopping.
+    n_iter_no_change : int, default=10
+        Epochs without an improvement of at least ``tol`` before stopping.
+    tol : float, default=1e-4
+        Minimum improvement of the validation NLL, in nats per image.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, shuffling, the validation split and (by default) ``sample``.
+    verbose : int, default=0
+        0 trains silently; 1 shows a progress bar over epochs; 2 skorch's epoch table.
+    device : str, default="auto"
+        ``"auto"`` trains on CUDA when available, else the CPU; or any torch device string.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        ``C * H * W``.
+    image_shape_ : tuple of int
+        ``(C, H, W)``.
+    n_levels_ : int
+        Number of pixel levels K.
+    output_ : str
+        The conditional family used ("bernoulli", "categorical" or "logistic_mixture").
+    classes_ : ndarray of shape (n_classes,)
+        Labels seen in fit (only when fitted with ``y``).
+    class_prior_ : ndarray of shape (n_classes,)
+        Their training frequencies (only when fitted with ``y``).
+    schema_ : ImageSchema
+    net_ : skorch.NeuralNet
+        The trained skorch net; ``net_.module_.network`` is the :class:`GatedPixelCNN`.
+    history_ : pandas.DataFrame
+        Per-epoch ``train_nll`` and ``valid_nll`` (nats per image) and duration.
+    n_iter_ : int
+        Number of epochs run.
+
+    See Also
+    --------
+    skar.MADEDensity : Masked autoencoder density, for any column kinds.
+    sklearn.neighbors.KernelDensity : Kernel density estimation.
+
+    References
+    ----------
+    A. van den Oord, N. Kalchbrenner, O. Vinyals, L. Espeholt, A. Graves and K. Kavukcuoglu.
+    Conditional Image Generation with PixelCNN Decoders. NeurIPS 2016.
+    T. Salimans, A. Karpathy, X. Chen and D. P. Kingma. PixelCNN++. ICLR 2017.
+    P. Ramachandran et al. Fast Generation for Convolutional Autoregressive Models. 2017.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skar import PixelCNNDensity
+    >>> rng = np.random.RandomState(0)
+    >>> X = (rng.rand(100, 16) < 0.3).astype(int)  # 100 binary 4 x 4 images
+    >>> y = rng.randint(2, size=100)
+    >>> est = PixelCNNDensity(n_filters=8, n_layers=2, max_iter=2, random_state=0).fit(X, y)
+    >>> est.image_shape_
+    (1, 4, 4)
+    >>> est.score_samples(X[:3], y[:3]).shape
+    (3,)
+    >>> est.sample(2, y=1, random_state=0).shape
+    (2, 16)
+    >>> bool(est.bits_per_dim(X) > 0)
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **{
+            k: v
+            for k, v in BaseAutoregressiveDensity._parameter_constraints.items()
+            if k != "categorical_features"
+        },
+        "image_shape": ["array-like", None],
+        "n_levels": [StrOptions({"auto"}), Interval(Integral, 2, None, closed="left")],
+        "output": [StrOptions({"auto", "bernoulli", "categorical", "logistic_mixture"})],
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "n_filters": [Interval(Integral, 1, None, closed="left")],
+        "n_layers": [Interval(Integral, 1, None, closed="left")],
+        "kernel_size": [Interval(Integral, 3, None, closed="left")],
+        "head_filters": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        image_shape: Any = None,
+        *,
+        n_levels: Any = "auto",
+        output: str = "auto",
+        n_components: int = 5,
+        n_filters: int = 32,
+        n_layers: int = 5,
+        kernel_size: int = 3,
+        head_filters: int = 64,
+        batch_size: Any = "auto",
+        learning_rate_init: float = 1e-3,
+        max_iter: int = 100,
+        alpha: float = 0.0,
+        early_stopping: bool = True,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        tol: float = 1e-4,
+        random_state: Any = None,
+        verbose: int = 0,
+        device: str = "auto",
+    ) -> None:
+        self.image_shape = image_shape
+        self.n_levels = n_levels
+        self.output = output
+        self.n_components = n_components
+        self.n_filters = n_filters
+        self.n_layers = n_layers
+        self.kernel_size = kernel_size
+        self.head_filters = head_filters
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.alpha = alpha
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.random_state = random_state
+        self.verbose = verbose
+        self.device = device
+
+    # ------------------------------------------------------------------ input
+    def _check_X(self, X: Any, *, reset: bool) -> Any:
+        """Accept 3-D ``(n, H, W)`` and 4-D ``(n, C, H, W)`` images by flattening them."""
+        ndim = getattr(X, "ndim", None)
+        if ndim is None and isinstance(X, (list, tuple)):
+            try:
+                ndim = np.ndim(X)
+            except ValueError:  # ragged nested lists: let the base report them
+                ndim = None
+        if ndim in (3, 4):
+            arr = np.asarray(X)
+            shape = (1, *arr.shape[1:]) if ndim == 3 else tuple(arr.shape[1:])
+            shape = tuple(int(s) for s in shape)
+            if reset:
+                self._array_image_shape = shape
+            elif shape != self.image_shape_:
+                raise ValueError(
+                    f"X holds images of shape {shape} (C, H, W), but {type(self).__name__} "
+                    f"was fitted on images of shape {self.image_shape_}"
+                )
+            X = arr.reshape(arr.shape[0], -1)
+        elif reset:
+            self._array_image_shape = None
+        X = super()._check_X(X, reset=reset)
+        return X.to_numpy() if isinstance(X, pd.DataFrame) else X
+
+    def _resolve_image_shape(self, n_features: int) -> tuple[int, int, int]:
+        if self.image_shape is not None:
+            shape = tuple(np.asarray(self.image_shape).reshape(-1).tolist())
+            if len(shape) == 2:
+                shape = (1, *shape)
+            if len(shape) != 3 or not all(isinstance(s, int) and s >= 1 for s in shape):
+                raise ValueError(
+                    "image_shape must be (C, H, W) or (H, W) of positive integers; got "
+                    f"{self.image_shape!r}"
+                )
+            if math.prod(shape) != n_features:
+                raise ValueError(
+                    f"image_shape={shape} needs {math.prod(shape)} features per row, but X "
+                    f"has {n_features}"
+                )
+            arr_shape = getattr(self, "_array_image_shape", None)
+            if arr_shape is not None and arr_shape != shape:
+                raise ValueError(f"X holds images of shape {arr_shape}, not image_shape={shape}")
+            return shape
+        arr_shape = getattr(self, "_array_image_shape", None)
+        if arr_shape is not None:
+            return arr_shape
+        side = math.isqrt(n_features)
+        return (1, side, side) if side * side == n_features else (1, 1, n_features)
+
+    def _make_schema(self, X: Any) -> ImageSchema:
+        """All pixels share one kind (binary or K levels); no per-column inference."""
+        shape = self._resolve_image_shape(X.shape[1])
+        probe = ImageSchema(shape, 2, None)  # only to name pixels in errors
+        x = _as_float(X)
+        _check_pixels(x, probe, None)
+        top = int(x.max()) + 1
+        if self.n_levels == "auto":
+            n_levels = max(top, 2)
+        else:
+            n_levels = int(self.n_levels)
+            _check_pixels(x, probe, n_levels)
+        return ImageSchema(shape, n_levels, np.asarray(X).dtype)
+
+    def _encode_context(self, y: Any, *, reset: bool) -> np.ndarray | None:
+        """Class labels -> class codes ``0 .. n_classes - 1`` (int64), the network's context."""
+        if reset:
+            self.__dict__.pop("classes_", None)
+            self.__dict__.pop("class_prior_", None)
+            if y is None:
+                return None
+            y = self._labels(y)
+            classes, codes, counts = np.unique(y, return_inverse=True, return_counts=True)
+            self.classes_ = classes
+            self.class_prior_ = counts / counts.sum()
+            return codes.astype(np.int64)
+        if y is None or not hasattr(self, "classes_"):
+            return None  # an unconditional model ignores y
+        y = self._labels(y)
+        codes = np.searchsorted(self.classes_, y)
+        codes = np.clip(codes, 0, len(self.classes_) - 1)
+        unseen = self.classes_[codes] != y
+        if unseen.any():
+            row = int(np.flatnonzero(unseen)[0])
+            label = y[row].item() if isinstance(y[row], np.generic) else y[row]
+            raise ValueError(
+                f"y holds the label {label!r} at row {row}, which was not seen in fit; the "
+                f"known labels are {self.classes_.tolist()}"
+            )
+        return codes.astype(np.int64)
+
+    @staticmethod
+    def _labels(y: Any) -> np.ndarray:
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1:
+            raise ValueError(f"y must be 1-D, one class label per row; got shape {y.shape}")
+        if y.dtype.kind == "f" and not np.isfinite(y).all():
+            raise ValueError("y holds NaN or inf; class labels must be finite")
+        return y
+
+    # ------------------------------------------------------------------ hooks
+    def _resolve_output(self, n_levels: int) -> str:
+        if self.output == "auto":
+            if n_levels == 2:
+                return "bernoulli"
+            return "categorical" if n_levels <= 64 else "logistic_mixture"
+        if self.output == "bernoulli" and n_levels != 2:
+            raise ValueError(
+                f"output='bernoulli' needs binary pixels, but the images have {n_levels} levels"
+            )
+        return self.output
+
+    def _families(self, schema: ImageSchema) -> list[ConditionalFamily]:
+        output = self._resolve_output(schema.n_levels)
+        fam: ConditionalFamily
+        if output == "bernoulli":
+            fam = Bernoulli()
+        elif output == "categorical":
+            fam = Categorical(schema.n_levels)
+        else:
+            fam = DiscretizedLogisticMixture(self.n_components, schema.n_levels)
+        self.output_ = output
+        return [fam] * schema.n_features  # one family: one gather for every pixel
+
+    def _build_network(
+        self, schema: ImageSchema, conditionals: ColumnConditionals, seed: int
+    ) -> GatedPixelCNN:
+        C = schema.image_shape[0]
+        if self.kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd; got {self.kernel_size}")
+        for name in ("n_filters", "head_filters"):
+            if getattr(self, name) < C:
+                raise ValueError(
+                    f"{name}={getattr(self, name)} is smaller than the {C} image channels; "
+                    "every channel needs its own feature maps"
+                )
+        self.image_shape_ = schema.image_shape
+        self.n_levels_ = schema.n_levels
+        return GatedPixelCNN(
+            image_shape=schema.image_shape,
+            n_levels=schema.n_levels,
+            n_params=conditionals.families[0].n_params,
+            n_filters=self.n_filters,
+            n_layers=self.n_layers,
+            kernel_size=self.kernel_size,
+            head_filters=self.head_filters,
+            n_classes=len(getattr(self, "classes_", ())),
+        )
+
+    def _sample_encoded(
+        self, n_samples: int, generator: torch.Generator, context: Tensor | None = None
+    ) -> Tensor:
+        return sample_cached(self.net_.module_, n_samples, generator, context)
+
+    # ------------------------------------------------------------------ public API
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True  # pixels are levels 0 .. K-1
+        return tags
+
+    def _is_conditional(self) -> bool:
+        return hasattr(self, "classes_")
+
+    def score_samples(self, X: Any, y: Any = None) -> np.ndarray:
+        """Log-probability of every image, natural log.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, C*H*W), (n_samples, H, W) or (n_samples, C, H, W)
+            Pixels, integers in ``0 .. n_levels_ - 1``.
+        y : array-like of shape (n_samples,), default=None
+            Class labels, for a model fitted with ``y``: returns ``log p(x | y)``. Without them
+            a class-conditional model returns the mixture
+            ``log p(x) = log sum_k p(k) p(x | k)`` (``p(k)`` = ``class_prior_``).
+
+        Returns
+        -------
+        log_prob : ndarray of shape (n_samples,), float64
+        """
+        check_is_fitted(self)
+        if y is not None or not self._is_conditional():
+            return super().score_samples(X, y)
+        Z = self._encode(X)
+        per_class = []
+        for k, prior in enumerate(self.class_prior_):
+            codes = np.full(Z.shape[0], k, dtype=np.int64)
+            logp = [
+                module(z, context=c).double().cpu().numpy()
+                for module, z, c in self._iter_batches(Z, codes)
+            ]
+            per_class.append(np.concatenate(logp) + np.log(prior))
+        return np.logaddexp.reduce(np.stack(per_class), axis=0)
+
+    def sample(self, n_samples: int = 1, random_state: Any = None, y: Any = None) -> np.ndarray:
+        """Draw images (flattened rows ``(n_samples, C*H*W)``) from the fitted density.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+        random_state : int, RandomState instance or None, default=None
+            Seeds the draw; ``None`` uses the estimator's ``random_state``.
+        y : scalar or array-like of shape (n_samples,), default=None
+            Class label(s) of a class-conditional model (a scalar for all rows). ``None``
+            draws the labels from ``class_prior_`` first (the class mixture).
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, C*H*W)
+            In the training array's dtype; ``X.reshape(-1, *image_shape_)`` gives images.
+        """
+        check_is_fitted(self)
+        if y is None and self._is_conditional() and isinstance(n_samples, Integral):
+            rs = check_random_state(self.random_state if random_state is None else random_state)
+            if n_samples >= 1:
+                y = self.classes_[rs.choice(len(self.classes_), n_samples, p=self.class_prior_)]
+            return super().sample(n_samples, random_state=rs, y=y)
+        return super().sample(n_samples, random_state=random_state, y=y)
+
+    def bits_per_dim(self, X: Any, y: Any = None) -> float:
+        """Mean negative log2-likelihood per pixel channel, the usual image-model unit.
+
+        .. math::  \\mathrm{bpd} = -\\frac{1}{N\\,C H W} \\sum_n \\log_2 p(x_n)
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, C*H*W) or images
+        y : array-like of shape (n_samples,), default=None
+            Class labels of a class-conditional model (see :meth:`score_samples`).
+
+        Returns
+        -------
+        float
+        """
+        logp = self.score_samples(X, y)
+        return float(-np.mean(logp) / (self.n_features_in_ * math.log(2.0)))
