@@ -1,0 +1,657 @@
+"""ARTransformer: a decoder-only causal Transformer over the columns of a row (GPT, Radford et
+al. 2018; attention of Vaswani et al. 2017), with a key/value cache for sampling.
+
+The D columns of a row, taken in an ordering ``o``, are a sequence of D tokens. The input of
+position ``i`` is the embedding of the value *before* it,
+
+.. math::
+
+    h^0_0 = s + P_0 + Q_{o_0}, \\qquad
+    h^0_i = E_{o_{i-1}}(x_{o_{i-1}}) + P_i + Q_{o_i} \\quad (1 \\le i < D),
+
+with ``s`` a learned start token, ``E_d`` the value embedding of column ``d`` (a lookup table
+for binary and categorical codes, ``x w_d + b_d`` for a standardised continuous value), ``P_i``
+a learned position embedding and ``Q_d`` a learned embedding of the column to predict (it tells
+a position which column it predicts when several orderings share the weights, as in the double
+positional encoding of sigma-GPT, Pannatier et al. 2024; for one ordering it is redundant with
+``P_i``). ``L`` pre-norm blocks follow,
+
+.. math::
+
+    a &= h^{l} + \\mathrm{MHA}(\\mathrm{LN}(h^{l})), \\qquad
+    h^{l+1} = a + \\mathrm{MLP}(\\mathrm{LN}(a)), \\\\
+    \\mathrm{MHA}(u)_i &= \\mathrm{concat}_{\\text{heads}}
+        \\sum_{j \\le i} \\mathrm{softmax}_j\\left(q_i^\\top k_j / \\sqrt{d_h}\\right) v_j,
+
+and the parameters of column ``o_i`` are a per-column linear head on ``LN(h^L_i)``. Position
+``i`` sees ``x_{o_0}, ..., x_{o_{i-1}}`` and nothing else (the causal mask ``j <= i`` plus the
+one-step shift of the inputs), so one pass gives every conditional ``p(x_{o_i} | x_{o_<i})``.
+
+**Key/value cache.** At generation step ``i`` only position ``i`` is new; the keys and values
+of positions ``< i`` in every layer do not change (they depend only on earlier positions). The
+cached sampler stores them and computes one query per layer per step: D steps of
+``O(i d_model)`` attention, ``O(D^2 d_model)`` per row, instead of D full passes of
+``O(D^2 d_model)`` each (``O(D^3 d_model)``).
+
+With ``n_orderings > 1`` the weights are shared by several orderings (order-agnostic training,
+Uria et al. 2014): each minibatch trains one ordering, and scoring averages the orderings'
+probabilities.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.utils._param_validation import Interval, StrOptions
+from torch import Tensor, nn
+
+from ..base import AutoregressiveNetwork, BaseAutoregressiveDensity, DensityModule
+from ..distributions import ColumnConditionals
+from ..schema import TabularSchema
+
+__all__ = ["ARTransformer", "ARTransformerDensity", "sample_cached"]
+
+
+def make_orderings(
+    n_features: int, n_orderings: int, order: Any, rng: np.random.Generator
+) -> np.ndarray:
+    """Orderings of the columns, shape (n_orderings, D).
+
+    ``"natural"``: ``0 .. D-1`` for every member; ``"random"``: an independent permutation per
+    member; an array: that permutation for every member.
+    """
+    if isinstance(order, str) and order == "natural":
+        return np.tile(np.arange(n_features), (n_orderings, 1))
+    if isinstance(order, str) and order == "random":
+        return np.stack([rng.permutation(n_features) for _ in range(n_orderings)])
+    perm = np.asarray(order)
+    if perm.ndim != 1 or sorted(perm.tolist()) != list(range(n_features)):
+        raise ValueError(
+            f"order must be 'natural', 'random' or a permutation of range({n_features}); "
+            f"got {order!r}"
+        )
+    return np.tile(perm.astype(np.int64), (n_orderings, 1))
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention (nanoGPT's, with a cached single-query step).
+
+    Parameters
+    ----------
+    d_model : int
+    n_heads : int
+        Must divide ``d_model``; each head has ``d_model // n_heads`` channels.
+    dropout : float
+
+    Attributes
+    ----------
+    use_sdpa : bool
+        ``True`` (default): :func:`torch.nn.functional.scaled_dot_product_attention` with
+        ``is_causal=True``. ``False``: the plain masked softmax, kept as the reference the
+        tests compare against.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.dropout = dropout
+        self.c_attn = nn.Linear(d_model, 3 * d_model)
+        self.c_proj = nn.Linear(d_model, d_model)
+        self.resid_dropout = nn.Dropout(dropout)
+        self.use_sdpa = True
+
+    def _heads(self, u: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        B, T, C = u.shape
+        q, k, v = self.c_attn(u).split(C, dim=2)  # 3 x (B, T, C)
+        hs = C // self.n_heads
+        q = q.view(B, T, self.n_heads, hs).transpose(1, 2)  # (B, H, T, hs)
+        k = k.view(B, T, self.n_heads, hs).transpose(1, 2)  # (B, H, T, hs)
+        v = v.view(B, T, self.n_heads, hs).transpose(1, 2)  # (B, H, T, hs)
+        return q, k, v
+
+    def forward(self, u: Tensor) -> Tensor:
+        """``(B, T, C)`` -> ``(B, T, C)``; position ``t`` attends to positions ``<= t``."""
+        B, T, C = u.shape
+        q, k, v = self._heads(u)
+        p = self.dropout if self.training else 0.0
+        if self.use_sdpa:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+        else:
+            att = (q @ k.transpose(-2, -1)) / math.sqrt(k.shape[-1])  # (B, H, T, T)
+            causal = torch.ones(T, T, dtype=torch.bool, device=u.device).tril()
+            att = att.masked_fill(~causal, float("-inf"))
+            att = F.dropout(torch.softmax(att, dim=-1), p, self.training)
+            y = att @ v  # (B, H, T, hs)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
+        return self.resid_dropout(self.c_proj(y))
+
+    def step(self, u: Tensor, k_cache: Tensor, v_cache: Tensor, i: int) -> Tensor:
+        """One new position ``i`` against the cached keys and values of positions ``< i``.
+
+        Parameters
+        ----------
+        u : Tensor of shape (B, 1, C)
+        k_cache, v_cache : Tensor of shape (B, H, D, hs)
+            Written in place at position ``i``.
+        i : int
+
+        Returns
+        -------
+        Tensor of shape (B, 1, C)
+        """
+        B, _, C = u.shape
+        q, k, v = self._heads(u)  # (B, H, 1, hs) each
+        k_cache[:, :, i : i + 1] = k
+        v_cache[:, :, i : i + 1] = v
+        # The one query is the last position, so it may see every cached key: no mask. (SDPA's
+        # is_causal would align the mask top-left and hide all but key 0.)
+        y = F.scaled_dot_product_attention(
+            q, k_cache[:, :, : i + 1], v_cache[:, :, : i + 1]
+        )  # (B, H, 1, hs)
+        y = y.transpose(1, 2).contiguous().view(B, 1, C)  # (B, 1, C)
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    """Position-wise ``Linear(C, 4C) -> GELU -> Linear(4C, C) -> Dropout``."""
+
+    def __init__(self, d_model: int, dropout: float) -> None:
+        super().__init__()
+        self.c_fc = nn.Linear(d_model, 4 * d_model)
+        self.gelu = nn.GELU()
+        self.c_proj = nn.Linear(4 * d_model, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, u: Tensor) -> Tensor:
+        """``(B, T, C)`` -> ``(B, T, C)``."""
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(u))))
+
+
+class Block(nn.Module):
+    """Pre-norm Transformer block: ``h + MHA(LN(h))``, then ``a + MLP(LN(a))``."""
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(d_model)
+        self.attn = CausalSelfAttention(d_model, n_heads, dropout)
+        self.ln_2 = nn.LayerNorm(d_model)
+        self.mlp = MLP(d_model, dropout)
+
+    def forward(self, h: Tensor) -> Tensor:
+        """``(B, T, C)`` -> ``(B, T, C)``."""
+        h = h + self.attn(self.ln_1(h))
+        return h + self.mlp(self.ln_2(h))
+
+    def step(self, h: Tensor, k_cache: Tensor, v_cache: Tensor, i: int) -> Tensor:
+        """``(B, 1, C)`` at position ``i`` -> ``(B, 1, C)``, reading and extending the cache."""
+        h = h + self.attn.step(self.ln_1(h), k_cache, v_cache, i)
+        return h + self.mlp(self.ln_2(h))
+
+
+class ARTransformer(AutoregressiveNetwork):
+    """The decoder-only causal Transformer over the columns of a row (a torch module).
+
+    Parameters
+    ----------
+    input_sizes : list of int
+        Categories per categorical column (:attr:`skar.schema.TabularSchema.input_sizes`);
+        ignored for other kinds.
+    kinds : list of str
+        Column kinds: binary columns get a 2-row embedding table, categorical columns a K-row
+        table, continuous columns a linear map ``x w_d + b_d``.
+    output_sizes : list of int
+        Conditional parameters per column (``family.n_params``).
+    d_model : int
+        Width ``C`` of the residual stream.
+    n_heads : int
+        Attention heads; must divide ``d_model``.
+    n_layers : int
+        Number of blocks.
+    dropout : float
+        Dropout on the embeddings, the attention weights and the residual branches (training
+        only).
+    n_orderings : int
+        Number of orderings sharing the weights.
+    order : "natural", "random" or array of int
+    seed : int
+        Seeds the orderings and the per-minibatch ordering draws.
+
+    Attributes
+    ----------
+    orderings : LongTensor of shape (n_orderings, D)
+        Buffer; ``orderings[k]`` is member ``k``'s generation order.
+    positions : LongTensor of shape (n_orderings, D)
+        Buffer; ``positions[k, d]`` is the position of column ``d`` in ``orderings[k]``.
+    """
+
+    def __init__(
+        self,
+        input_sizes: list[int],
+        kinds: list[str],
+        output_sizes: list[int],
+        d_model: int = 64,
+        n_heads: int = 4,
+        n_layers: int = 2,
+        dropout: float = 0.0,
+        n_orderings: int = 1,
+        order: Any = "natural",
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(
+                f"n_heads={n_heads} must divide d_model={d_model} (each head gets "
+                "d_model // n_heads channels)"
+            )
+        D = len(kinds)
+        C = d_model
+        rng = np.random.default_rng(seed)
+        self.n_members = int(n_orderings)
+        self.n_features = D
+        self.d_model = C
+        self.n_heads = n_heads
+
+        # Value embeddings, column order: discrete columns index one shared table at their own
+        # offset; continuous columns have their own (w_d, b_d).
+        sizes = [2 if k == "binary" else int(s) for k, s in zip(kinds, input_sizes)]
+        disc = [d for d, k in enumerate(kinds) if k != "continuous"]
+        cont = [d for d, k in enumerate(kinds) if k == "continuous"]
+        offsets = np.concatenate([[0], np.cumsum([sizes[d] for d in disc])]).astype(np.int64)
+        self.value_table = nn.Embedding(max(int(offsets[-1]), 1), C)
+        self.value_w = nn.Parameter(torch.empty(len(cont), C))
+        self.value_b = nn.Parameter(torch.zeros(len(cont), C))
+        self.register_buffer("_disc_cols", torch.as_tensor(disc, dtype=torch.long),
+                             persistent=False)
+        self.register_buffer("_disc_offsets", torch.as_tensor(offsets[:-1], dtype=torch.long),
+                             persistent=False)
+        self.register_buffer("_cont_cols", torch.as_tensor(cont, dtype=torch.long),
+                             persistent=False)
+        # Where column d's embedding lives: its table offset, or its row of value_w.
+        slot = np.zeros(D, dtype=np.int64)
+        slot[disc] = offsets[:-1]
+        slot[cont] = np.arange(len(cont))
+        self._slot = slot.tolist()
+        self._continuous = [k == "continuous" for k in kinds]
+
+        self.start = nn.Parameter(torch.empty(C))
+        self.wpe = nn.Embedding(D, C)  # position i
+        self.wqe = nn.Embedding(D, C)  # the column predicted at position i
+        self.drop = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(Block(C, n_heads, dropout) for _ in range(n_layers))
+        self.ln_f = nn.LayerNorm(C)
+
+        # Output heads, grouped by parameter count so one einsum serves each group.
+        self.head_w = nn.ParameterList()
+        self.head_b = nn.ParameterList()
+        param_offsets = np.concatenate([[0], np.cumsum(output_sizes)]).astype(np.int64)
+        self._head_of = [(0, 0)] * D  # column -> (group, row in group)
+        for g, s in enumerate(sorted(set(output_sizes))):
+            cols = [d for d in range(D) if output_sizes[d] == s]
+            for r, d in enumerate(cols):
+                self._head_of[d] = (g, r)
+            self.head_w.append(nn.Parameter(torch.empty(len(cols), s, C)))
+            self.head_b.append(nn.Parameter(torch.zeros(len(cols), s)))
+            pidx = [list(range(param_offsets[d], param_offsets[d + 1])) for d in cols]
+            self.register_buffer(f"_head_cols_{g}", torch.as_tensor(cols), persistent=False)
+            self.register_buffer(f"_head_pidx_{g}", torch.as_tensor(pidx).reshape(-1),
+                                 persistent=False)
+        self.n_params = int(param_offsets[-1])
+
+        orderings = make_orderings(D, n_orderings, order, rng)
+        positions = np.argsort(orderings, axis=1)
+        self.register_buffer("orderings", torch.as_tensor(orderings, dtype=torch.long))
+        self.register_buffer("positions", torch.as_tensor(positions, dtype=torch.long))
+        # A host copy for the sampler's per-step indexing (no device sync per step on CUDA).
+        self._orderings_host = orderings.tolist()
+        # Per-minibatch ordering draws: a numpy Generator pickles with the module.
+        self._member_rng = np.random.default_rng(rng.integers(2**63 - 1))
+        self._init_weights(n_layers)
+
+    def _init_weights(self, n_layers: int) -> None:
+        """GPT-2 initialisation: N(0, 0.02), residual projections scaled by 1/sqrt(2L)."""
+        for name, p in self.named_parameters():
+            if name.endswith("bias") or name.startswith("head_b") or name == "value_b":
+                nn.init.zeros_(p)
+            elif name.startswith(("blocks", "ln_f")) and p.dim() == 1:  # LayerNorm gains
+                nn.init.ones_(p)
+            elif name.endswith("c_proj.weight"):
+                nn.init.normal_(p, std=0.02 / math.sqrt(2 * max(n_layers, 1)))
+            else:
+                nn.init.normal_(p, std=0.02)
+
+    # ------------------------------------------------------------------ the member contract
+    def draw_member(self) -> int:
+        """One ordering per minibatch, uniformly."""
+        if self.n_members == 1:
+            return 0
+        return int(self._member_rng.integers(self.n_members))
+
+    def ordering(self, member: int = 0) -> Tensor:
+        """The generation order of member ``member``."""
+        return self.orderings[member]
+
+    def set_sdpa(self, enabled: bool) -> None:
+        """Use the fused SDPA kernel (``True``) or the plain masked-softmax path everywhere."""
+        for block in self.blocks:
+            block.attn.use_sdpa = enabled
+
+    # ------------------------------------------------------------------ one parallel pass
+    def embed_values(self, x: Tensor) -> Tensor:
+        """``(B, D)`` encoded rows -> ``(B, D, C)`` value embeddings ``E_d(x_d)``, column order."""
+        B = x.shape[0]
+        w = self.value_table.weight
+        e = w.new_zeros(B, self.n_features, self.d_model)  # (B, D, C)
+        if self._disc_cols.numel():
+            idx = self._disc_offsets + x[:, self._disc_cols].long()  # (B, n_disc)
+            e[:, self._disc_cols] = self.value_table(idx)  # (B, n_disc, C)
+        if self._cont_cols.numel():
+            v = x[:, self._cont_cols].unsqueeze(-1).to(w.dtype)  # (B, n_cont, 1)
+            e[:, self._cont_cols] = v * self.value_w + self.value_b  # (B, n_cont, C)
+        return e
+
+    def forward(self, x: Tensor, member: int = 0) -> Tensor:
+        """``(B, D)`` encoded rows -> ``(B, n_params)`` conditional parameters."""
+        return self.forward_embeddings(self.embed_values(x), member)
+
+    def forward_embeddings(self, e: Tensor, member: int = 0) -> Tensor:
+        """The Transformer on value embeddings ``(B, D, C)`` (column order) -> ``(B, n_params)``.
+
+        Split from :meth:`forward` so tests can differentiate with respect to the embeddings
+        of discrete columns, whose codes have no gradient.
+        """
+        B, D, C = e.shape
+        o = self.orderings[member]  # (D,)
+        # Shift by one: position i reads the value at position i-1, position 0 the start token.
+        tok = torch.cat([self.start.expand(B, 1, C), e[:, o[:-1]]], dim=1)  # (B, D, C)
+        h = self.drop(tok + self.wpe.weight + self.wqe(o))  # (B, D, C)
+        for block in self.blocks:
+            h = block(h)  # (B, D, C)
+        h = self.ln_f(h)
+        h_col = h[:, self.positions[member]]  # (B, D, C), column order
+        out = h.new_empty(B, self.n_params)
+        for g in range(len(self.head_w)):
+            cols, pidx = getattr(self, f"_head_cols_{g}"), getattr(self, f"_head_pidx_{g}")
+            y = torch.einsum("bdc,dsc->bds", h_col[:, cols], self.head_w[g])  # (B, n_g, s)
+            out[:, pidx] = (y + self.head_b[g]).reshape(B, -1)  # (B, n_g * s)
+        return out  # (B, n_params)
+
+    # ------------------------------------------------------------------ one cached step
+    def new_cache(self, batch_size: int, device: Any, dtype: torch.dtype) -> list[Tensor]:
+        """Empty key/value caches: ``2 * n_layers`` tensors of shape (B, H, D, hs)."""
+        shape = (batch_size, self.n_heads, self.n_features, self.d_model // self.n_heads)
+        return [torch.zeros(shape, device=device, dtype=dtype) for _ in range(2 * len(self.blocks))]
+
+    def embed_column(self, values: Tensor, d: int) -> Tensor:
+        """``(B,)`` encoded values of column ``d`` -> ``(B, C)`` value embeddings ``E_d``."""
+        s = self._slot[d]
+        if self._continuous[d]:
+            v = values.unsqueeze(-1).to(self.value_w.dtype)  # (B, 1)
+            return v * self.value_w[s] + self.value_b[s]  # (B, C)
+        return self.value_table(s + values.long())  # (B, C)
+
+    def step(self, x: Tensor, i: int, member: int, cache: list[Tensor]) -> Tensor:
+        """Parameters of column ``o_i`` from the values at positions ``< i`` and the cache.
+
+        Parameters
+        ----------
+        x : Tensor of shape (B, D)
+            Encoded rows; only the column at position ``i - 1`` is read (earlier ones are
+            already in the cache).
+        i : int
+            The position to predict; steps must come in order ``0, 1, ..., D-1``.
+        member : int
+        cache : list of Tensor
+            From :meth:`new_cache`; extended in place with position ``i``.
+
+        Returns
+        -------
+        Tensor of shape (B, n_params_d)
+            The parameters of column ``d = o_i``.
+        """
+        o = self._orderings_host[member]
+        d = o[i]
+        B, C = x.shape[0], self.d_model
+        if i == 0:
+            tok = self.start.expand(B, C)  # (B, C)
+        else:
+            tok = self.embed_column(x[:, o[i - 1]], o[i - 1])  # (B, C)
+        h = (tok + self.wpe.weight[i] + self.wqe.weight[d]).unsqueeze(1)  # (B, 1, C)
+        for li, block in enumerate(self.blocks):
+            h = block.step(h, cache[2 * li], cache[2 * li + 1], i)  # (B, 1, C)
+        h = self.ln_f(h[:, 0])  # (B, C)
+        g, r = self._head_of[d]
+        return h @ self.head_w[g][r].T + self.head_b[g][r]  # (B, n_params_d)
+
+
+@torch.no_grad()
+def sample_cached(module: DensityModule, n_samples: int, generator: torch.Generator) -> Tensor:
+    """Exact ancestral sampling with a key/value cache: one Transformer step per position.
+
+    Draws exactly what :func:`skar.base.sample_plain` draws with the same generator: members
+    are drawn the same way, members are visited in the same order, and every column is drawn
+    by :meth:`ColumnConditionals.sample_column` in generation order, so both loops consume the
+    same random numbers in the same order. Only the arithmetic differs (one query against
+    cached keys instead of a full causal pass), by float rounding.
+
+    Parameters
+    ----------
+    module : DensityModule
+        Whose ``network`` is an :class:`ARTransformer`.
+    n_samples : int
+    generator : torch.Generator
+        CPU generator; every draw comes from it.
+
+    Returns
+    -------
+    Tensor of shape (n_samples, D)
+        Encoded rows.
+    """
+    net, cond = module.network, module.conditionals
+    ref = next(module.parameters())
+    device, dtype = ref.device, ref.dtype
+    k = net.n_members
+    D = cond.n_features
+    if k > 1:
+        members = torch.randint(k, (n_samples,), generator=generator)
+    else:
+        members = torch.zeros(n_samples, dtype=torch.long)
+    # Encoded rows are float32 whatever the module's dtype, as in sample_plain, so both loops
+    # round every drawn value the same way before it is read back.
+    x = torch.zeros(n_samples, D, device=device)
+    for m in range(k):
+        rows = torch.nonzero(members == m).squeeze(1).to(device)
+        if rows.numel() == 0:
+            continue
+        n = rows.numel()
+        xm = torch.zeros(n, D, device=device)
+        params = torch.zeros(n, cond.n_params, device=device, dtype=dtype)
+        cache = net.new_cache(n, device, dtype)
+        for i, d in enumerate(net.ordering(m).tolist()):
+            start, stop = cond.offsets[d], cond.offsets[d + 1]
+            params[:, start:stop] = net.step(xm, i, m, cache)
+            xm[:, d] = cond.sample_column(params, d, generator)
+        x[rows] = xm
+    return x
+
+
+class ARTransformerDensity(BaseAutoregressiveDensity):
+    """Density estimation with a decoder-only causal Transformer, for any mix of column kinds.
+
+    The columns of a row, in a fixed (or random) ordering, are a sequence; a GPT-style decoder
+    reads the values before position ``i`` and outputs the parameters of
+    ``p(x_{o_i} | x_{o_<i})``: a Bernoulli (binary columns), a Categorical (categorical
+    columns) or a mixture of ``n_components`` components (continuous columns). Training and
+    scoring cost one causal pass per row (per ordering); sampling uses a key/value cache, one
+    single-query step per position.
+
+    Parameters
+    ----------
+    n_layers : int, default=2
+        Number of Transformer blocks.
+    n_heads : int, default=4
+        Attention heads per block; must divide ``d_model``.
+    d_model : int, default=64
+        Width of the embeddings and the residual stream.
+    dropout : float, default=0.0
+        Dropout rate in training (embeddings, attention weights, residual branches).
+    n_components : int, default=5
+        Mixture components of each continuous column's conditional.
+    component : {"gaussian", "laplace", "logistic"}, default="gaussian"
+        Mixture component family of continuous columns.
+    n_orderings : int, default=1
+        Number of orderings sharing the weights. With more than one, each minibatch trains one
+        ordering drawn at random, and ``score_samples`` averages the orderings' probabilities.
+    order : {"natural", "random"} or array-like of int, default="natural"
+        Column ordering: the columns' own order, an independent random permutation per
+        ordering, or a given permutation.
+    categorical_features : array-like of int, str or bool, or "from_dtype", default=None
+        Columns to model as categorical besides those whose pandas dtype is category, bool,
+        object or string (positions, names or a boolean mask).
+    batch_size : int or "auto", default="auto"
+        Minibatch size; "auto" is ``min(200, n_samples)``.
+    learning_rate_init : float, default=1e-3
+        Adam's learning rate.
+    max_iter : int, default=200
+        Maximum number of epochs.
+    alpha : float, default=0.0
+        L2 penalty (Adam's weight decay).
+    early_stopping : bool, default=True
+        Hold out ``validation_fraction`` of the rows and stop when their NLL stops improving,
+        restoring the best weights.
+    validation_fraction : float, default=0.1
+        Share of rows held out for early stopping.
+    n_iter_no_change : int, default=10
+        Epochs without an improvement of at least ``tol`` before stopping.
+    tol : float, default=1e-4
+        Minimum improvement of the validation NLL, in nats per row.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, orderings, shuffling, dropout, the validation split and (by
+        default) ``sample``; the global torch and numpy RNGs are left as they were.
+    verbose : int, default=0
+        Print an epoch table and a progress bar while training.
+    device : str, default="auto"
+        ``"auto"`` trains on CUDA when available, else the CPU; or any torch device string.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        Number of columns seen in fit.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Column names, when X was a DataFrame with string column names.
+    schema_ : skar.schema.TabularSchema
+        Kinds, categories and scaling of the columns.
+    net_ : skorch.NeuralNet
+        The trained skorch net; ``net_.module_.network`` is the :class:`ARTransformer`.
+    history_ : pandas.DataFrame
+        Per-epoch ``train_nll`` and ``valid_nll`` (nats per row, units of X) and duration.
+    n_iter_ : int
+        Number of epochs run.
+
+    See Also
+    --------
+    skar.MADEDensity : Masked-MLP autoregressive density (faster to train, no cache).
+    sklearn.neighbors.KernelDensity : Kernel density estimation.
+
+    References
+    ----------
+    A. Vaswani et al. Attention Is All You Need. NeurIPS 2017.
+    A. Radford, K. Narasimhan, T. Salimans and I. Sutskever. Improving Language Understanding
+    by Generative Pre-Training. 2018.
+    B. Uria, I. Murray and H. Larochelle. A Deep and Tractable Density Estimator. ICML 2014.
+    A. Pannatier, E. Courdier and F. Fleuret. sigma-GPTs: A New Approach to Autoregressive
+    Models. ECML PKDD 2024.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skar import ARTransformerDensity
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(300, 3))
+    >>> est = ARTransformerDensity(d_model=16, n_layers=1, max_iter=3, random_state=0).fit(X)
+    >>> est.score_samples(X[:3]).shape
+    (3,)
+    >>> est.sample(2, random_state=0).shape
+    (2, 3)
+    """
+
+    _parameter_constraints: dict = {
+        **BaseAutoregressiveDensity._parameter_constraints,
+        "n_layers": [Interval(Integral, 1, None, closed="left")],
+        "n_heads": [Interval(Integral, 1, None, closed="left")],
+        "d_model": [Interval(Integral, 1, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "component": [StrOptions({"gaussian", "laplace", "logistic"})],
+        "n_orderings": [Interval(Integral, 1, None, closed="left")],
+        "order": [StrOptions({"natural", "random"}), "array-like"],
+    }
+
+    def __init__(
+        self,
+        n_layers: int = 2,
+        n_heads: int = 4,
+        d_model: int = 64,
+        *,
+        dropout: float = 0.0,
+        n_components: int = 5,
+        component: str = "gaussian",
+        n_orderings: int = 1,
+        order: Any = "natural",
+        categorical_features: Any = None,
+        batch_size: Any = "auto",
+        learning_rate_init: float = 1e-3,
+        max_iter: int = 200,
+        alpha: float = 0.0,
+        early_stopping: bool = True,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        tol: float = 1e-4,
+        random_state: Any = None,
+        verbose: int = 0,
+        device: str = "auto",
+    ) -> None:
+        self.n_layers = n_layers
+        self.n_heads = n_heads
+        self.d_model = d_model
+        self.dropout = dropout
+        self.n_components = n_components
+        self.component = component
+        self.n_orderings = n_orderings
+        self.order = order
+        self.categorical_features = categorical_features
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.alpha = alpha
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.random_state = random_state
+        self.verbose = verbose
+        self.device = device
+
+    def _build_network(
+        self, schema: TabularSchema, conditionals: ColumnConditionals, seed: int
+    ) -> ARTransformer:
+        return ARTransformer(
+            input_sizes=schema.input_sizes,
+            kinds=schema.kinds,
+            output_sizes=[f.n_params for f in conditionals.families],
+            d_model=self.d_model,
+            n_heads=self.n_heads,
+            n_layers=self.n_layers,
+            dropout=self.dropout,
+            n_orderings=self.n_orderings,
+            order=self.order,
+            seed=seed,
+        )
+
+    def _sample_encoded(self, n_samples: int, generator: torch.Generator) -> Tensor:
+        """Draw encoded rows with the key/value cache (equal to the plain loop's draw)."""
+        return sample_cached(self.net_.module_, n_samples, generator)
