@@ -7,7 +7,9 @@ Every estimator models ``p(x) = prod_i p(x_i | x_<i)`` and has the API of
 from .models.made import MADEDensity
 from .models.pixelcnn import PixelCNNDensity
 from .models.transformer import ARTransformerDensity
+from .models.wavenet import WaveNetDensity
 
 __version__ = "0.1.0"
 
-__all__ = ["ARTransformerDensity", "MADEDensity", "PixelCNNDensity", "__version__"]
+__all__ = ["ARTransformerDensity", "MADEDensity", "PixelCNNDensity", "WaveNetDensity",
+           "__version__"]

@@ -8,11 +8,14 @@
   :data:`RNADE_UCI_PUBLISHED`, the published test log-likelihoods.
 - :func:`load_binarized_mnist`: binarized MNIST with the fixed Larochelle & Murray split, and
   :data:`BINARIZED_MNIST_PUBLISHED`, published test negative log-likelihoods.
+- :func:`load_sunspots`: the monthly mean sunspot number 1749-2009, a long real series, and
+  :func:`make_windows`, which cuts a series into one window per row for the sequence models.
 
 Provenance, citations and licences of the bundled files are in ``skar/datasets/data/README.md``.
 """
 
 from ._mnist import BINARIZED_MNIST_PUBLISHED, load_binarized_mnist
+from ._sequences import load_sunspots, make_windows
 from ._uci import (
     RNADE_UCI_PUBLISHED,
     load_boston_housing,
@@ -30,5 +33,7 @@ __all__ = [
     "load_ionosphere",
     "load_parkinsons",
     "load_rnade_uci",
+    "load_sunspots",
     "load_wine_quality",
+    "make_windows",
 ]
