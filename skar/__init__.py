@@ -4,6 +4,7 @@ Every estimator models ``p(x) = prod_i p(x_i | x_<i)`` and has the API of
 :class:`sklearn.neighbors.KernelDensity`: ``fit``, ``score_samples``, ``score`` and ``sample``.
 """
 
+from .anomaly import DensityOutlierDetector
 from .models.made import MADEDensity
 from .models.pixelcnn import PixelCNNDensity
 from .models.transformer import ARTransformerDensity
@@ -11,5 +12,5 @@ from .models.wavenet import WaveNetDensity
 
 __version__ = "0.1.0"
 
-__all__ = ["ARTransformerDensity", "MADEDensity", "PixelCNNDensity", "WaveNetDensity",
-           "__version__"]
+__all__ = ["ARTransformerDensity", "DensityOutlierDetector", "MADEDensity", "PixelCNNDensity",
+           "WaveNetDensity", "__version__"]

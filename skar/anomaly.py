@@ -1,0 +1,508 @@
+r"""Outlier detection on top of any density estimator, with calibrated p-values.
+
+A row is an outlier when the fitted density gives it a low log density. On top of that plain
+idea :class:`DensityOutlierDetector` adds three things:
+
+**The API and signs of** :class:`~sklearn.ensemble.IsolationForest`: ``score_samples`` is the
+log density (higher is more normal), ``decision_function = score_samples - offset_`` is negative
+for outliers, ``predict`` gives ``+1`` for inliers and ``-1`` for outliers.
+
+**Split-conformal p-values** (Vovk, Gammerman & Shafer 2005; Bates et al. 2023). A seeded
+``calibration_fraction`` of the training rows is held out; the density is fitted on the rest and
+scores the held-out rows, ``s_1, ..., s_n``. For a new row ``x`` with log density ``s(x)``,
+
+.. math::  p(x) = \frac{1 + \#\{j : s_j \le s(x)\}}{n + 1}.
+
+If ``x`` and the calibration rows are exchangeable (drawn from the same distribution as the
+training data), ``P(p(x) <= a) <= a`` for every ``a``: thresholding ``p(x) <= a`` raises a
+false alarm on at most a fraction ``a`` of normal rows, whatever the density model and however
+badly it fits. A poor model makes the test less *powerful*, never less *valid*. Ties (discrete
+data) make the p-value conservative, never anti-conservative.
+
+**Per-column explanations.** An autoregressive density factorises as
+``-log p(x) = sum_d -log p(x_d | x_<d)``, so :meth:`DensityOutlierDetector.explain` tells how
+many nats of surprise each column adds, given the columns before it in the model's ordering.
+
+The density is *not* refitted on all the rows after calibration: the calibration rows must not
+have been seen by the model, otherwise their scores are optimistic and the p-values lose their
+guarantee. The price is that the density sees ``1 - calibration_fraction`` of the rows.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from numbers import Real
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, OutlierMixin, _fit_context, clone
+from sklearn.utils import _safe_indexing, check_random_state, get_tags
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+__all__ = ["DensityOutlierDetector"]
+
+
+def _can_explain(self: DensityOutlierDetector) -> bool:
+    """``available_if`` check: the inner estimator splits log p(x) into per-column terms."""
+    est = getattr(self, "estimator_", self.estimator)
+    if not hasattr(est, "score_samples_per_feature"):
+        raise AttributeError(
+            f"explain needs an estimator with score_samples_per_feature (skar's autoregressive "
+            f"estimators); {type(est).__name__} has no per-column decomposition of its log "
+            "density"
+        )
+    return True
+
+
+class DensityOutlierDetector(OutlierMixin, BaseEstimator):
+    r"""Outlier detection with any density estimator, conformal p-values and explanations.
+
+    Wraps an estimator with ``fit`` and ``score_samples`` (every skar estimator,
+    :class:`~sklearn.neighbors.KernelDensity`, :class:`~sklearn.mixture.GaussianMixture`) into an
+    outlier detector with the API and sign conventions of
+    :class:`~sklearn.ensemble.IsolationForest` and
+    :class:`~sklearn.neighbors.LocalOutlierFactor` with ``novelty=True``. Fit it on normal rows,
+    then score new rows.
+
+    ``fit`` holds out a seeded ``calibration_fraction`` of the rows, fits a clone of
+    ``estimator`` on the others, and keeps the log densities of the held-out rows. They give the
+    split-conformal p-value of a row ``x`` with log density ``s(x)``,
+
+    .. math::  p(x) = \frac{1 + \#\{j : s_j \le s(x)\}}{n_{cal} + 1},
+
+    the chance that a normal row scores as low as ``x`` or lower. For rows exchangeable with the
+    training rows, ``P(p(x) <= a) <= a``: flagging ``p(x) <= a`` raises false alarms on at most
+    a fraction ``a`` of normal rows, whatever the density model.
+
+    Parameters
+    ----------
+    estimator : estimator object
+        A density estimator with ``fit(X)`` and ``score_samples(X)`` (the log density). It is
+        cloned in ``fit``; the fitted clone is ``estimator_``.
+    contamination : "auto" or float, default="auto"
+        How ``offset_`` (the threshold of ``predict``) is chosen.
+
+        - ``"auto"``: a row is an outlier when its conformal p-value is at most
+          ``false_alarm_rate``, so at most that fraction of normal rows is flagged. Use it when
+          the training rows are clean (novelty detection).
+        - a float in (0, 0.5]: the expected share of outliers in the training rows;
+          ``offset_`` is that quantile of the training rows' log densities, as in
+          :class:`~sklearn.ensemble.IsolationForest`, so ``predict`` flags that share of the
+          training rows. The rows the density was fitted on score higher than new rows do, so
+          on new normal rows somewhat more than ``contamination`` are flagged.
+    false_alarm_rate : float, default=0.05
+        With ``contamination="auto"``, the p-value at or below which a row is an outlier: the
+        largest tolerated share of normal rows flagged. Ignored for a float ``contamination``
+        (the p-values from :meth:`pvalues` are calibrated either way). With ``n`` calibration
+        rows the attainable rates are multiples of ``1 / (n + 1)``; below ``1 / (n + 1)``
+        nothing can be flagged.
+    calibration_fraction : float, default=0.2
+        Share of the training rows held out to calibrate the p-values (at least one row, and at
+        least one row left to fit the density).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the choice of the calibration rows. The inner estimator keeps its own
+        ``random_state``.
+
+    Attributes
+    ----------
+    estimator_ : estimator object
+        The density, fitted on the rows not held out for calibration.
+    offset_ : float
+        ``decision_function(X) = score_samples(X) - offset_``; rows whose log density is below
+        ``offset_`` are outliers. ``-inf`` when nothing can be flagged (too few calibration rows
+        for ``false_alarm_rate``).
+    calibration_scores_ : ndarray of shape (n_calibration,)
+        The held-out rows' log densities, sorted ascending.
+    calibration_indices_ : ndarray of shape (n_calibration,)
+        Positions, in the training data, of the rows held out for calibration.
+    contribution_baseline_ : ndarray of shape (`n_features_in_`,) or None
+        Median over the calibration rows of each column's ``-log p(x_d | x_<d)``, the
+        reference of :meth:`explain`; None when the estimator cannot split its log density by
+        column.
+    n_features_in_ : int
+        Number of columns seen in fit.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Column names, when X was a DataFrame with string column names.
+
+    See Also
+    --------
+    sklearn.ensemble.IsolationForest : Outlier detection by random partitioning.
+    sklearn.neighbors.LocalOutlierFactor : Outlier detection by local density ratios.
+    skar.MADEDensity : An autoregressive density for mixed-type tables.
+
+    Notes
+    -----
+    The density is not refitted on all rows after calibration: calibration scores must come from
+    rows the model has not seen, or the p-values lose their guarantee. Rows the model was fitted
+    on tend to score higher than fresh rows, so with a float ``contamination`` the threshold
+    (taken over all training rows, as scikit-learn's detectors do) flags somewhat more than
+    ``contamination`` of fresh normal rows; the ``"auto"`` threshold has no such bias.
+
+    References
+    ----------
+    V. Vovk, A. Gammerman and G. Shafer. Algorithmic Learning in a Random World. Springer, 2005.
+    S. Bates, E. Candes, L. Lei, Y. Romano and M. Sesia. Testing for outliers with conformal
+    p-values. Annals of Statistics 51(1), 2023.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.neighbors import KernelDensity
+    >>> from skar.anomaly import DensityOutlierDetector
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(500, 2))
+    >>> det = DensityOutlierDetector(KernelDensity(bandwidth=0.5), random_state=0).fit(X)
+    >>> det.predict([[0.0, 0.0], [6.0, 6.0]])
+    array([ 1, -1])
+    >>> bool(det.decision_function([[6.0, 6.0]])[0] < 0)
+    True
+    >>> det.pvalues([[0.0, 0.0], [6.0, 6.0]]).round(3)
+    array([0.99, 0.01])
+
+    With a skar estimator, :meth:`explain` says which columns made a row unlikely:
+
+    >>> from skar import MADEDensity
+    >>> made = MADEDensity(hidden_layer_sizes=(16,), max_iter=20, random_state=0)
+    >>> det = DensityOutlierDetector(made, random_state=0).fit(X)
+    >>> det.explain([[0.0, 8.0]])["feature"].tolist()
+    ['x1', 'x0']
+    """
+
+    _parameter_constraints: dict = {
+        "estimator": [HasMethods(["fit", "score_samples"])],
+        "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
+        "false_alarm_rate": [Interval(Real, 0, 1, closed="neither")],
+        "calibration_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        estimator: Any,
+        *,
+        contamination: str | float = "auto",
+        false_alarm_rate: float = 0.05,
+        calibration_fraction: float = 0.2,
+        random_state: Any = None,
+    ) -> None:
+        self.estimator = estimator
+        self.contamination = contamination
+        self.false_alarm_rate = false_alarm_rate
+        self.calibration_fraction = calibration_fraction
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ input checks
+    def _check_X(self, X: Any, *, reset: bool) -> Any:
+        """Check the width and feature names; DataFrames stay DataFrames (mixed kinds are the
+        inner estimator's business), anything else becomes a 2-D array of its own dtype."""
+        if isinstance(X, pd.DataFrame):
+            if X.shape[0] < 1 or X.shape[1] < 1:
+                raise ValueError(
+                    f"Found array with {X.shape[0]} sample(s) and {X.shape[1]} feature(s) "
+                    f"(shape={X.shape}) while a minimum of 1 sample and 1 feature is required."
+                )
+            validate_data(self, X, reset=reset, skip_check_array=True)
+            return X
+        # dtype=None and no finiteness check: numeric conversion and NaN/inf messages belong
+        # to the inner estimator, which knows which columns may hold text.
+        return validate_data(
+            self, X, reset=reset, dtype=None, ensure_all_finite=False, accept_sparse=False
+        )
+
+    # ------------------------------------------------------------------ fit
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X: Any, y: Any = None) -> DensityOutlierDetector:
+        """Fit the density on part of ``X`` and calibrate on the rest.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Training rows, assumed normal (or contaminated by about ``contamination``). Mixed
+            pandas frames go to the inner estimator as they are.
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        self : object
+            The fitted detector.
+        """
+        X = self._check_X(X, reset=True)
+        n = X.shape[0]
+        n_cal = math.ceil(n * self.calibration_fraction)
+        if n - n_cal < 1:
+            raise ValueError(
+                f"calibration_fraction={self.calibration_fraction} of n_samples = {n} leaves "
+                f"no row to fit the density on ({n} sample(s)); pass more rows or lower "
+                "calibration_fraction"
+            )
+        perm = check_random_state(self.random_state).permutation(n)
+        cal, rest = np.sort(perm[:n_cal]), np.sort(perm[n_cal:])
+        X_cal = _safe_indexing(X, cal)
+        estimator = clone(self.estimator).fit(_safe_indexing(X, rest))
+
+        if self.contamination == "auto":
+            cal_scores = self._scores(estimator, X_cal)
+            offset = self._conformal_offset(np.sort(cal_scores))
+        else:
+            train_scores = self._scores(estimator, X)
+            cal_scores = train_scores[cal]
+            offset = float(np.percentile(train_scores, 100.0 * self.contamination))
+
+        self.estimator_ = estimator
+        self.calibration_indices_ = cal
+        self.calibration_scores_ = np.sort(cal_scores)
+        self.offset_ = offset
+        self.contribution_baseline_ = self._contribution_baseline(estimator, X_cal)
+        return self
+
+    @staticmethod
+    def _scores(estimator: Any, X: Any) -> np.ndarray:
+        return np.asarray(estimator.score_samples(X), dtype=np.float64)
+
+    def _conformal_offset(self, sorted_cal: np.ndarray) -> float:
+        """The log density below which ``p(x) <= false_alarm_rate``.
+
+        With sorted calibration scores ``c_(1) <= ... <= c_(n)``, a row with ``k`` calibration
+        scores at or below its own has ``p = (1 + k) / (n + 1)``; ``p <= a`` iff
+        ``k <= K - 1`` with ``K = floor(a (n + 1))``, iff ``s(x) < c_(K)``.
+        """
+        n = sorted_cal.shape[0]
+        # The small epsilon keeps a = k / (n + 1), which is meant exactly, from flooring to k - 1.
+        k = math.floor(self.false_alarm_rate * (n + 1) + 1e-9)
+        if k < 1:
+            warnings.warn(
+                f"With {n} calibration rows the smallest p-value is 1/{n + 1} = "
+                f"{1 / (n + 1):.3g} > false_alarm_rate={self.false_alarm_rate}, so predict flags "
+                f"nothing; hold out at least {math.ceil(1 / self.false_alarm_rate) - 1} "
+                "calibration rows (more rows or a larger calibration_fraction)",
+                UserWarning,
+                stacklevel=3,
+            )
+            return -np.inf
+        return float(sorted_cal[k - 1])
+
+    @staticmethod
+    def _contribution_baseline(estimator: Any, X_cal: Any) -> np.ndarray | None:
+        if not hasattr(estimator, "score_samples_per_feature"):
+            return None
+        try:
+            per_feature = estimator.score_samples_per_feature(X_cal)
+        except ValueError:  # an ensemble of orderings: no per-column decomposition
+            return None
+        return np.median(-np.asarray(per_feature, dtype=np.float64), axis=0)
+
+    # ------------------------------------------------------------------ scoring
+    def score_samples(self, X: Any) -> np.ndarray:
+        """Log density of every row under the fitted estimator (higher is more normal).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,), float64
+            ``estimator_.score_samples(X)``: the opposite of an anomaly score, as in
+            :meth:`sklearn.ensemble.IsolationForest.score_samples`.
+        """
+        check_is_fitted(self)
+        return self._scores(self.estimator_, self._check_X(X, reset=False))
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Shifted log density: negative for outliers, non-negative for inliers.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+
+        Returns
+        -------
+        decision : ndarray of shape (n_samples,), float64
+            ``score_samples(X) - offset_``.
+        """
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Label every row an inlier (+1) or an outlier (-1).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,), int
+            ``-1`` where ``decision_function(X) < 0``, else ``+1``. With
+            ``contamination="auto"`` that is ``-1`` exactly where
+            ``pvalues(X) <= false_alarm_rate``.
+        """
+        decision = self.decision_function(X)
+        labels = np.ones(decision.shape[0], dtype=int)
+        labels[decision < 0] = -1
+        return labels
+
+    def pvalues(self, X: Any) -> np.ndarray:
+        r"""Split-conformal p-values: how unusually low each row's log density is.
+
+        .. math::  p(x) = \frac{1 + \#\{j : s_j \le s(x)\}}{n_{cal} + 1}
+
+        where ``s_j`` are the log densities of the ``n_cal`` held-out calibration rows.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+
+        Returns
+        -------
+        pvalues : ndarray of shape (n_samples,), float64
+            In ``[1 / (n_cal + 1), 1]``. For a normal row (exchangeable with the training
+            rows) ``P(p <= a) <= a``: small values are evidence of an outlier. To flag rows
+            while controlling the false discovery rate over many rows, pass them to
+            :func:`scipy.stats.false_discovery_control`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.mixture import GaussianMixture
+        >>> from skar.anomaly import DensityOutlierDetector
+        >>> rng = np.random.RandomState(0)
+        >>> det = DensityOutlierDetector(GaussianMixture(), calibration_fraction=0.5,
+        ...                              random_state=0).fit(rng.normal(size=(2000, 1)))
+        >>> det.pvalues([[0.0], [1.96], [4.0]]).round(2)  # about P(|Z| >= |x|)
+        array([0.99, 0.04, 0.  ])
+        >>> p = det.pvalues(rng.normal(size=(5000, 1)))  # fresh normal rows
+        >>> bool(abs((p <= 0.1).mean() - 0.1) < 0.02)
+        True
+        """
+        scores = self.score_samples(X)
+        n = self.calibration_scores_.shape[0]
+        below = np.searchsorted(self.calibration_scores_, scores, side="right")
+        return (1.0 + below) / (n + 1.0)
+
+    # ------------------------------------------------------------------ explanations
+    @available_if(_can_explain)
+    def explain(self, X: Any, *, n_top: int | None = None, rank_by: str = "excess"
+                ) -> pd.DataFrame:
+        r"""Which columns made each row unlikely: ``-log p(x_d | x_<d)`` per column, ranked.
+
+        An autoregressive density factorises, so a row's surprise splits exactly into columns,
+
+        .. math::  -\log p(x) = \sum_d -\log p(x_d \mid x_{<d}),
+
+        where ``x_<d`` are the columns before ``d`` in the model's ordering. A column that is
+        improbable *given the columns before it* contributes many nats. (So with two strongly
+        related columns the blame for a broken relation falls on the later one.)
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        n_top : int or None, default=None
+            Keep only the ``n_top`` highest-ranked columns of each row (all when None).
+        rank_by : {"excess", "contribution"}, default="excess"
+            ``"excess"`` ranks by the contribution minus that column's median contribution on
+            the calibration rows: how much *more* surprising the column is than usual. It does
+            not depend on the units of the columns (rescaling a continuous column by ``c``
+            adds ``log c`` to its every contribution). ``"contribution"`` ranks by the raw
+            nats, which favours columns measured on a coarse scale.
+
+        Returns
+        -------
+        explanation : DataFrame
+            One row per (row of ``X``, column), indexed by ``row`` (the index of ``X`` for a
+            DataFrame, else the position) and ``rank`` (1 = most to blame), with columns
+
+            - ``feature``: the column name (``x0``, ``x1``, ... for arrays);
+            - ``value``: the row's value in that column;
+            - ``contribution``: ``-log p(x_d | x_<d)`` in nats; over all columns of a row they
+              sum to ``-score_samples``;
+            - ``excess``: ``contribution`` minus ``contribution_baseline_``.
+
+        Raises
+        ------
+        AttributeError
+            If the estimator has no ``score_samples_per_feature`` (KernelDensity,
+            GaussianMixture): ``hasattr(detector, "explain")`` is then False.
+        ValueError
+            If the estimator cannot split its density by column (an ensemble of orderings or
+            masks, e.g. ``MADEDensity(n_masks=8)``), or for a bad ``n_top`` or ``rank_by``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skar import MADEDensity
+        >>> from skar.anomaly import DensityOutlierDetector
+        >>> rng = np.random.RandomState(0)
+        >>> X = rng.normal(size=(400, 3))
+        >>> made = MADEDensity(hidden_layer_sizes=(16,), max_iter=20, random_state=0)
+        >>> det = DensityOutlierDetector(made, random_state=0).fit(X)
+        >>> ex = det.explain([[0.0, 0.0, 9.0]], n_top=2)
+        >>> ex["feature"].tolist()
+        ['x2', 'x0']
+        >>> list(ex.columns)
+        ['feature', 'value', 'contribution', 'excess']
+        """
+        check_is_fitted(self)
+        if rank_by not in ("excess", "contribution"):
+            raise ValueError(f"rank_by must be 'excess' or 'contribution'; got {rank_by!r}")
+        if n_top is not None and (
+            isinstance(n_top, (bool, np.bool_))
+            or not isinstance(n_top, (int, np.integer))
+            or n_top < 1
+        ):
+            raise ValueError(f"n_top must be a positive integer or None; got {n_top!r}")
+        X = self._check_X(X, reset=False)
+        if self.contribution_baseline_ is None:
+            # The estimator has the method but it failed on the (valid) calibration rows in
+            # fit: an ensemble of orderings or masks. Its own error says why.
+            try:
+                self.estimator_.score_samples_per_feature(X)
+            except ValueError as exc:
+                raise ValueError(
+                    f"explain needs a density that splits into per-column terms: {exc}. Use "
+                    "an estimator with a single ordering (e.g. MADEDensity(n_masks=1))"
+                ) from None
+        per_feature = self.estimator_.score_samples_per_feature(X)
+        contribution = -np.asarray(per_feature, dtype=np.float64)  # (n_samples, n_features)
+        excess = contribution - self.contribution_baseline_
+        n, d = contribution.shape
+        if hasattr(self, "feature_names_in_"):
+            names = np.asarray(self.feature_names_in_, dtype=object)
+        else:
+            names = np.array([f"x{j}" for j in range(d)], dtype=object)
+        if isinstance(X, pd.DataFrame):
+            values, rows = X.to_numpy(dtype=object), X.index.to_numpy()
+        else:
+            values, rows = np.asarray(X, dtype=object), np.arange(n)
+        key = excess if rank_by == "excess" else contribution
+        # Stable sort of the negated key: the most surprising column first, ties by position.
+        order = np.argsort(-key, axis=1, kind="stable")  # (n_samples, n_features)
+        k = d if n_top is None else min(n_top, d)
+        order = order[:, :k]
+        take = np.take_along_axis
+        frame = pd.DataFrame(
+            {
+                "feature": names[order].ravel(),
+                "value": take(values, order, axis=1).ravel(),
+                "contribution": take(contribution, order, axis=1).ravel(),
+                "excess": take(excess, order, axis=1).ravel(),
+            },
+            index=pd.MultiIndex.from_arrays(
+                [np.repeat(rows, k), np.tile(np.arange(1, k + 1), n)], names=["row", "rank"]
+            ),
+        )
+        return frame
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        inner = get_tags(self.estimator)
+        tags.input_tags.allow_nan = inner.input_tags.allow_nan
+        tags.input_tags.categorical = inner.input_tags.categorical
+        tags.input_tags.string = inner.input_tags.string
+        tags.input_tags.sparse = False
+        tags.non_deterministic = inner.non_deterministic
+        return tags
