@@ -244,7 +244,7 @@ def load_wine_quality(
         Which of the two data sets to load.
     preprocess : bool, default=False
         If True, apply the RNADE paper's protocol (Uria, Murray & Larochelle, 2013): discrete
-        attributes and one attribute of every pair with Pearson |r| > 0.98 are dropped. For the
+        attributes and one attribute of every pair with Pearson ``|r| > 0.98`` are dropped. For the
         wines this only drops ``quality``, which ``data`` never contains, so ``data`` is the same
         11 physicochemical columns either way. The z-scoring of the protocol is *not* applied:
         it must be done with the mean and standard deviation of each training fold.
@@ -332,7 +332,7 @@ def load_parkinsons(
         If True, ``data`` holds the 15 columns kept by the RNADE paper's protocol (Uria, Murray
         & Larochelle, 2013): the discrete ``subject#``, ``age`` and ``sex`` are dropped, and
         ``Jitter:RAP``, ``Jitter:DDP``, ``Shimmer`` and ``Shimmer:DDA``, which breaks every
-        pair of columns with Pearson |r| > 0.98. What stays is ``test_time``, ``motor_UPDRS``,
+        pair of columns with Pearson ``|r| > 0.98``. What stays is ``test_time``, ``motor_UPDRS``,
         ``total_UPDRS``, ``Jitter(%)``, ``Jitter(Abs)``, ``Jitter:PPQ5``, ``Shimmer(dB)``,
         ``Shimmer:APQ3``, ``Shimmer:APQ5``, ``Shimmer:APQ11``, ``NHR``, ``HNR``, ``RPDE``,
         ``DFA`` and ``PPE``: the density is over the UPDRS scores too, so ``total_UPDRS`` is
@@ -564,7 +564,7 @@ def load_rnade_uci(name: str, *, as_frame: bool = False) -> np.ndarray | pd.Data
     """Load one of the RNADE paper's UCI data sets as the matrix the paper modelled.
 
     This is ``loader(preprocess=True).data`` for the matching loader: discrete attributes and
-    one attribute of every pair with Pearson |r| > 0.98 are dropped (Uria, Murray & Larochelle,
+    one attribute of every pair with Pearson ``|r| > 0.98`` are dropped (Uria, Murray & Larochelle,
     2013). The paper's z-scoring is *not* applied: standardize each training fold with its own
     mean and standard deviation (the paper used 10 folds of 90% train / 10% test and reported
     the mean test log-likelihood per datapoint on the z-scored data, see

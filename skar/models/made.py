@@ -242,7 +242,7 @@ class MADEDensity(BaseAutoregressiveDensity):
     ----------
     n_features_in_ : int
         Number of columns seen in fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names, when X was a DataFrame with string column names.
     schema_ : skar.schema.TabularSchema
         Kinds, categories and scaling of the columns.
