@@ -48,6 +48,7 @@ __all__ = [
     "AutoregressiveNetwork",
     "BaseAutoregressiveDensity",
     "DensityModule",
+    "make_orderings",
     "resolve_device",
     "sample_plain",
 ]
@@ -206,6 +207,27 @@ def sample_plain(
             xm[:, d] = cond.sample_column(params, d, generator)
         x[rows] = xm
     return x
+
+
+def make_orderings(
+    n_features: int, n_members: int, order: Any, rng: np.random.Generator
+) -> np.ndarray:
+    """Orderings of the columns, shape (n_members, D).
+
+    ``"natural"``: ``0 .. D-1`` for every member; ``"random"``: an independent permutation per
+    member; an array: that permutation for every member.
+    """
+    if isinstance(order, str) and order == "natural":
+        return np.tile(np.arange(n_features), (n_members, 1))
+    if isinstance(order, str) and order == "random":
+        return np.stack([rng.permutation(n_features) for _ in range(n_members)])
+    perm = np.asarray(order)
+    if perm.ndim != 1 or sorted(perm.tolist()) != list(range(n_features)):
+        raise ValueError(
+            f"order must be 'natural', 'random' or a permutation of range({n_features}); "
+            f"got {order!r}"
+        )
+    return np.tile(perm.astype(np.int64), (n_members, 1))
 
 
 def resolve_device(device: str | torch.device) -> str:

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch import Tensor, nn
 
-from ..base import AutoregressiveNetwork, BaseAutoregressiveDensity
+from ..base import AutoregressiveNetwork, BaseAutoregressiveDensity, make_orderings
 from ..distributions import ColumnConditionals
 from ..schema import OneHotInputs, TabularSchema
 
@@ -48,27 +48,6 @@ _ACTIVATIONS = {
     "logistic": nn.Sigmoid,
     "identity": nn.Identity,
 }
-
-
-def make_orderings(
-    n_features: int, n_masks: int, order: Any, rng: np.random.Generator
-) -> np.ndarray:
-    """Orderings of the columns, shape (n_masks, D).
-
-    ``"natural"``: ``0 .. D-1`` for every mask; ``"random"``: an independent permutation per
-    mask; an array: that permutation for every mask.
-    """
-    if isinstance(order, str) and order == "natural":
-        return np.tile(np.arange(n_features), (n_masks, 1))
-    if isinstance(order, str) and order == "random":
-        return np.stack([rng.permutation(n_features) for _ in range(n_masks)])
-    perm = np.asarray(order)
-    if perm.ndim != 1 or sorted(perm.tolist()) != list(range(n_features)):
-        raise ValueError(
-            f"order must be 'natural', 'random' or a permutation of range({n_features}); "
-            f"got {order!r}"
-        )
-    return np.tile(perm.astype(np.int64), (n_masks, 1))
 
 
 class MADE(AutoregressiveNetwork):

@@ -50,32 +50,16 @@ import torch.nn.functional as F
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch import Tensor, nn
 
-from ..base import AutoregressiveNetwork, BaseAutoregressiveDensity, DensityModule
+from ..base import (
+    AutoregressiveNetwork,
+    BaseAutoregressiveDensity,
+    DensityModule,
+    make_orderings,
+)
 from ..distributions import ColumnConditionals
 from ..schema import TabularSchema
 
 __all__ = ["ARTransformer", "ARTransformerDensity", "sample_cached"]
-
-
-def make_orderings(
-    n_features: int, n_orderings: int, order: Any, rng: np.random.Generator
-) -> np.ndarray:
-    """Orderings of the columns, shape (n_orderings, D).
-
-    ``"natural"``: ``0 .. D-1`` for every member; ``"random"``: an independent permutation per
-    member; an array: that permutation for every member.
-    """
-    if isinstance(order, str) and order == "natural":
-        return np.tile(np.arange(n_features), (n_orderings, 1))
-    if isinstance(order, str) and order == "random":
-        return np.stack([rng.permutation(n_features) for _ in range(n_orderings)])
-    perm = np.asarray(order)
-    if perm.ndim != 1 or sorted(perm.tolist()) != list(range(n_features)):
-        raise ValueError(
-            f"order must be 'natural', 'random' or a permutation of range({n_features}); "
-            f"got {order!r}"
-        )
-    return np.tile(perm.astype(np.int64), (n_orderings, 1))
 
 
 class CausalSelfAttention(nn.Module):
