@@ -6,11 +6,12 @@ Every estimator models ``p(x) = prod_i p(x_i | x_<i)`` and has the API of
 
 from .anomaly import DensityOutlierDetector
 from .models.made import MADEDensity
+from .models.nade import NADEDensity, RNADEDensity
 from .models.pixelcnn import PixelCNNDensity
 from .models.transformer import ARTransformerDensity
 from .models.wavenet import WaveNetDensity
 
 __version__ = "0.1.0"
 
-__all__ = ["ARTransformerDensity", "DensityOutlierDetector", "MADEDensity", "PixelCNNDensity",
-           "WaveNetDensity", "__version__"]
+__all__ = ["ARTransformerDensity", "DensityOutlierDetector", "MADEDensity", "NADEDensity",
+           "PixelCNNDensity", "RNADEDensity", "WaveNetDensity", "__version__"]

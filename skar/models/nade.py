@@ -1,0 +1,743 @@
+"""NADE, RNADE and order-agnostic (deep) NADE with ensembles of orderings.
+
+**NADE** (Larochelle & Murray, AISTATS 2011) ties the input weights of every conditional. For
+the column at position ``i`` of the ordering ``o``,
+
+.. math::
+
+    a_1 = c,\\qquad a_{i+1} = a_i + W_{:, o_i}\\, x_{o_i},\\qquad
+    h_i = \\sigma(a_i),\\qquad
+    \\theta_{o_i} = V_{o_i} h_i + b_{o_i},
+
+so ``h_i`` is a function of ``x_{o_<i}`` only, and every ``a_i`` comes from one cumulative sum
+over positions: training and scoring cost O(nDH) in one parallel pass, and sampling costs
+O(DH) per row with the incremental update above (:func:`sample_nade`). ``theta`` is a Bernoulli
+logit for a binary column, softmax logits for a categorical column (a categorical column's
+one-hot units each own a column of ``W``), or the mixture parameters of a continuous column.
+
+**RNADE** (Uria, Murray & Larochelle, NIPS 2013) is NADE for real-valued columns: each
+conditional is a mixture of ``n_components`` Gaussians (or Laplace distributions) whose mixing
+logits, means and log-scales are ``V_{o_i} h_i + b_{o_i}``, and the activations are rescaled per
+position, :math:`h_i = \\sigma(\\rho_i a_i)`, because ``a_i`` sums ``i - 1`` inputs and grows with
+``i`` (the paper's :math:`\\rho_i`, learnt, initialised to 1).
+
+**Order-agnostic NADE** (DeepNADE / EoNADE, Uria, Murray & Larochelle, ICML 2014; Uria et al.,
+JMLR 2016) drops the weight tying and feeds an MLP with the observed values and the mask,
+``h = MLP([x \\odot m, m])``, which outputs the conditionals of every unobserved column given
+the observed ones. Training draws, for every row, a random ordering and a split point
+``d`` (``d`` observed columns, uniform on ``0 .. D-1``) and maximises
+
+.. math::
+
+    \\hat{\\mathcal{L}}(x) = \\frac{D}{D - d} \\sum_{j \\notin o_{\\le d}}
+        \\log p(x_j \\mid x_{o_{\\le d}}),
+
+an unbiased estimate of :math:`\\mathbb{E}_o[\\log p(x \\mid o)]` over all ``D!`` orderings.
+Scoring is the exact chain rule under each of ``K`` fixed orderings (``D`` masked passes per
+ordering) and the ensemble :math:`p(x) = \\frac1K \\sum_k p(x \\mid o^{(k)})` (EoNADE).
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.utils._param_validation import Interval, StrOptions
+from torch import Tensor, nn
+
+from ..base import AutoregressiveNetwork, BaseAutoregressiveDensity, DensityModule
+from ..distributions import ColumnConditionals
+from ..schema import OneHotInputs, TabularSchema
+
+__all__ = [
+    "NADE",
+    "NADEDensity",
+    "OrderAgnosticNADE",
+    "RNADEDensity",
+    "sample_nade",
+    "sample_order_agnostic",
+]
+
+_ACTIVATIONS = {"logistic": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh}
+
+
+def make_nade_orderings(
+    n_features: int, n_orderings: int, order: Any, rng: np.random.Generator
+) -> np.ndarray:
+    """The ``n_orderings`` fixed orderings of an ensemble, shape (n_orderings, D).
+
+    The first follows ``order`` (``"natural"``: ``0 .. D-1``; ``"random"``: a random
+    permutation; an array: that permutation); the others are independent random permutations,
+    since an ensemble of identical orderings would be one model.
+    """
+    if isinstance(order, str) and order == "natural":
+        first = np.arange(n_features)
+    elif isinstance(order, str) and order == "random":
+        first = rng.permutation(n_features)
+    else:
+        first = np.asarray(order)
+        if first.ndim != 1 or sorted(first.tolist()) != list(range(n_features)):
+            raise ValueError(
+                f"order must be 'natural', 'random' or a permutation of range({n_features}); "
+                f"got {order!r}"
+            )
+    rest = [rng.permutation(n_features) for _ in range(n_orderings - 1)]
+    return np.stack([first, *rest]).astype(np.int64)
+
+
+class _ColumnOutputs(nn.Module):
+    """Untied output layer: column ``d``'s parameters are ``V_d h + b_d`` from its own hidden
+    vector.
+
+    ``V`` is stored padded as ``(D, K_max, H)`` so all columns are evaluated at once, and
+    ``flat_index`` picks each column's ``n_params_d`` real outputs, in the column-major layout
+    of :class:`~skar.distributions.ColumnConditionals`.
+    """
+
+    def __init__(self, output_sizes: list[int], n_hidden: int) -> None:
+        super().__init__()
+        D, k_max = len(output_sizes), max(output_sizes)
+        self.output_sizes = list(output_sizes)
+        self.weight = nn.Parameter(torch.randn(D, k_max, n_hidden) / math.sqrt(n_hidden))
+        self.bias = nn.Parameter(torch.zeros(D, k_max))
+        flat = [d * k_max + k for d, size in enumerate(output_sizes) for k in range(size)]
+        self.register_buffer("flat_index", torch.as_tensor(flat, dtype=torch.long),
+                             persistent=False)
+
+    def forward(self, h: Tensor) -> Tensor:
+        """``(B, D, H)`` per-column hidden vectors -> ``(B, n_params)``."""
+        # Elementwise products summed in float64 (not a batched matmul): the reduction order
+        # then cannot change the float32 result, so one column evaluated alone by the
+        # incremental sampler rounds exactly as in the parallel pass.
+        out = (h.unsqueeze(2) * self.weight).sum(-1, dtype=torch.float64)
+        out = out.to(h.dtype) + self.bias  # (B, D, K_max)
+        return out.flatten(1)[:, self.flat_index]
+
+    def column(self, h: Tensor, d: int) -> Tensor:
+        """``(B, H)`` hidden vector -> column ``d``'s ``(B, n_params_d)`` parameters."""
+        out = (h.unsqueeze(1) * self.weight[d]).sum(-1, dtype=torch.float64)
+        out = out.to(h.dtype) + self.bias[d]  # (B, K_max)
+        return out[:, : self.output_sizes[d]]
+
+
+class NADE(AutoregressiveNetwork):
+    """The tied-weight NADE / RNADE network (a torch module), with an optional ensemble of
+    orderings that share all weights.
+
+    Parameters
+    ----------
+    input_sizes : list of int
+        Input units per column (K for a categorical column, else 1).
+    kinds : list of str
+        Column kinds (see :mod:`skar.schema`).
+    output_sizes : list of int
+        Conditional parameters per column (``family.n_params``).
+    n_hidden : int
+        Hidden units H.
+    n_orderings : int
+        Fixed orderings in the ensemble; one is drawn per minibatch in training.
+    order : "natural", "random" or array of int
+        The first ordering (see :func:`make_nade_orderings`).
+    rescale : bool
+        RNADE's per-position activation rescaling :math:`h_i = \\sigma(\\rho_i a_i)`.
+    activation : {"logistic", "relu", "tanh"}
+    seed : int
+        Seeds the orderings and the per-minibatch ordering draws.
+
+    Attributes
+    ----------
+    W : Parameter of shape (H, n_units)
+        Tied input weights; ``c`` (H,) the hidden bias; ``rho`` (D,) the per-position scales.
+    orderings : LongTensor of shape (n_orderings, D)
+    """
+
+    def __init__(
+        self,
+        input_sizes: list[int],
+        kinds: list[str],
+        output_sizes: list[int],
+        n_hidden: int = 100,
+        n_orderings: int = 1,
+        order: Any = "natural",
+        rescale: bool = False,
+        activation: str = "logistic",
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        D = len(input_sizes)
+        rng = np.random.default_rng(seed)
+        self.n_members = int(n_orderings)
+        self.n_features = D
+        self.inputs = OneHotInputs(input_sizes, kinds)
+        self.input_sizes = [int(k) for k in input_sizes]
+        self.unit_offsets = np.concatenate([[0], np.cumsum(input_sizes)]).tolist()
+        self.categorical = [k == "categorical" for k in kinds]
+        n_units = self.inputs.n_units
+        self.W = nn.Parameter(torch.randn(n_hidden, n_units) / math.sqrt(n_units))
+        self.c = nn.Parameter(torch.zeros(n_hidden))
+        self.rho = nn.Parameter(torch.ones(D)) if rescale else None
+        self.outputs = _ColumnOutputs(output_sizes, n_hidden)
+        self.activation_name = activation
+        orderings = make_nade_orderings(D, n_orderings, order, rng)
+        positions = np.argsort(orderings, axis=1)  # positions[k, d] = place of column d
+        self.register_buffer("orderings", torch.as_tensor(orderings))
+        self.register_buffer("positions", torch.as_tensor(positions))
+        self._member_rng = np.random.default_rng(rng.integers(2**63 - 1))
+
+    def draw_member(self) -> int:
+        """One ordering per minibatch, uniformly."""
+        if self.n_members == 1:
+            return 0
+        return int(self._member_rng.integers(self.n_members))
+
+    def ordering(self, member: int = 0) -> Tensor:
+        """The generation order of ensemble member ``member``."""
+        return self.orderings[member]
+
+    def _act(self, a: Tensor, positions: int | slice) -> Tensor:
+        """``act(rho_i a_i)`` from the float64 pre-activation, rounded to float32 at the end:
+        vectorised and scalar kernels may differ in the last bit, and rounding from float64
+        makes the parallel pass and the one-row-at-a-time sampler agree exactly."""
+        if self.rho is not None:
+            a = a * self.rho[positions].unsqueeze(-1).to(a.dtype)
+        return _ACTIVATIONS[self.activation_name](a).to(self.W.dtype)
+
+    def forward(self, x: Tensor, member: int = 0) -> Tensor:
+        """``(B, D)`` encoded rows -> ``(B, n_params)`` conditional parameters."""
+        return self.forward_units(self.inputs(x), member)
+
+    def forward_units(self, u: Tensor, member: int = 0) -> Tensor:
+        """All conditionals from input units ``(B, n_units)`` in one pass (no loop over D)."""
+        B, D = u.shape[0], self.n_features
+        contrib = u.unsqueeze(-1) * self.W.T  # (B, n_units, H): W[:, j] x_j per unit
+        if contrib.shape[1] != D:  # sum the one-hot units of each categorical column
+            col = self.inputs.column_of_unit
+            contrib = contrib.new_zeros(B, D, contrib.shape[2]).index_add_(1, col, contrib)
+        order = self.orderings[member]
+        v = contrib[:, order]  # (B, D, H) in position order
+        # a_i = c + sum_{j<i} v_j: an exclusive cumulative sum that starts from c, accumulated
+        # in float64 (D can be 784) in the same order as the incremental sampler's a <- a + v,
+        # so both round identically.
+        start = self.c.expand(B, 1, -1)
+        a = torch.cumsum(torch.cat([start, v[:, :-1]], dim=1), dim=1, dtype=torch.float64)
+        h = self._act(a, slice(None))  # rho indexed by position
+        h_col = h[:, self.positions[member]]  # (B, D, H) back in column order
+        return self.outputs(h_col)
+
+
+@torch.no_grad()
+def sample_nade(module: DensityModule, n_samples: int, generator: torch.Generator) -> Tensor:
+    """Exact incremental NADE/RNADE sampler: O(DH) per row.
+
+    Keeps ``a`` (B, H) and updates ``a <- a + W[:, o_i] x_{o_i}`` after drawing each column,
+    instead of recomputing every conditional with a full pass as :func:`skar.base.sample_plain`
+    does. It draws members and columns in the same order and from the same generator as
+    ``sample_plain``, so with the same generator both return the same rows.
+    """
+    net: NADE = module.network
+    device = net.W.device
+    k, D = net.n_members, net.n_features
+    if k > 1:
+        members = torch.randint(k, (n_samples,), generator=generator)
+    else:
+        members = torch.zeros(n_samples, dtype=torch.long)
+    x = torch.zeros(n_samples, D, device=device)
+    Wt = net.W.T  # (n_units, H)
+    offsets = module.conditionals.offsets
+    for m in range(k):
+        rows = torch.nonzero(members == m).squeeze(1).to(device)
+        if rows.numel() == 0:
+            continue
+        xm = torch.zeros(rows.numel(), D, device=device)
+        a = net.c.expand(rows.numel(), -1).double()  # (b, H), accumulated as in forward
+        # Column d's parameters are written into a (b, n_params) buffer and drawn from there,
+        # so the family sees the same memory layout (and elementwise kernels) as in the
+        # generic loop; only column d's slice is ever computed.
+        params = xm.new_zeros(rows.numel(), offsets[-1])
+        for i, d in enumerate(net.ordering(m).tolist()):
+            h = net._act(a, i)
+            params[:, offsets[d] : offsets[d + 1]] = net.outputs.column(h, d)
+            xm[:, d] = module.conditionals.sample_column(params, d, generator)
+            lo, hi = net.unit_offsets[d], net.unit_offsets[d + 1]
+            if net.categorical[d]:
+                u = torch.nn.functional.one_hot(xm[:, d].long(), hi - lo).to(a.dtype)
+            else:
+                u = xm[:, d : d + 1]  # (b, 1)
+            # The same products and sum as the parallel pass: W[:, o_i] x_{o_i}.
+            a = a + (u.unsqueeze(-1) * Wt[lo:hi]).sum(1).double()
+        x[rows] = xm
+    return x
+
+
+class OrderAgnosticNADE(AutoregressiveNetwork):
+    """DeepNADE: an MLP on ``[x * mask, mask]`` trained over random orderings (a torch module).
+
+    Parameters
+    ----------
+    input_sizes, kinds, output_sizes : list
+        As for :class:`NADE`.
+    hidden_layer_sizes : tuple of int
+        Width of each hidden layer (one or more).
+    n_orderings : int
+        Fixed orderings used for scoring (the EoNADE ensemble).
+    order : "natural", "random" or array of int
+        The first fixed ordering.
+    activation : {"logistic", "relu", "tanh"}
+    seed : int
+        Seeds the fixed orderings and the random orderings and split points of training.
+
+    Notes
+    -----
+    In evaluation mode ``forward(x, member)`` evaluates the D masked passes of the chain rule
+    under ``ordering(member)`` (in chunks of positions, so memory stays bounded); training goes
+    through :meth:`training_log_prob` instead.
+    """
+
+    def __init__(
+        self,
+        input_sizes: list[int],
+        kinds: list[str],
+        output_sizes: list[int],
+        hidden_layer_sizes: tuple[int, ...] = (500, 500),
+        n_orderings: int = 1,
+        order: Any = "natural",
+        activation: str = "relu",
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        D = len(input_sizes)
+        rng = np.random.default_rng(seed)
+        self.n_members = int(n_orderings)
+        self.n_features = D
+        self.inputs = OneHotInputs(input_sizes, kinds)
+        n_in = self.inputs.n_units + D  # values and one mask bit per column
+        n_out = int(sum(output_sizes))
+        sizes = [n_in, *hidden_layer_sizes]
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.output = nn.Linear(sizes[-1], n_out)
+        self.activation_name = activation
+        orderings = make_nade_orderings(D, n_orderings, order, rng)
+        self.register_buffer("orderings", torch.as_tensor(orderings))
+        self.register_buffer("positions", torch.as_tensor(np.argsort(orderings, axis=1)))
+        col_of_param = np.repeat(np.arange(D), output_sizes)
+        self.register_buffer("col_of_param", torch.as_tensor(col_of_param), persistent=False)
+        self._train_rng = np.random.default_rng(rng.integers(2**63 - 1))
+
+    def ordering(self, member: int = 0) -> Tensor:
+        """The generation order of ensemble member ``member``."""
+        return self.orderings[member]
+
+    def masked_params(self, u: Tensor, mask: Tensor) -> Tensor:
+        """The MLP on input units ``u`` (B, n_units) with observed-column mask (B, D) -> (B, P)."""
+        unit_mask = mask[:, self.inputs.column_of_unit]
+        h = torch.cat([u * unit_mask, mask], dim=1)
+        act = _ACTIVATIONS[self.activation_name]
+        for layer in self.hidden:
+            h = act(layer(h))
+        return self.output(h)
+
+    def training_log_prob(self, x: Tensor, conditionals: ColumnConditionals) -> Tensor:
+        """The order-agnostic objective: ``D/(D-d) * sum_{unobserved} log p(x_j | x_obs)``.
+
+        Every row gets its own random subset of ``d`` observed columns, ``d`` uniform on
+        ``0 .. D-1`` (the first ``d`` columns of a uniformly random ordering).
+        """
+        B, D = x.shape
+        keys = torch.as_tensor(self._train_rng.random((B, D)), dtype=x.dtype, device=x.device)
+        n_obs = torch.as_tensor(self._train_rng.integers(0, D, B), device=x.device)
+        rank = keys.argsort(1).argsort(1)  # a random ordering's positions, per row
+        observed = (rank < n_obs.unsqueeze(1)).to(x.dtype)  # (B, D)
+        params = self.masked_params(self.inputs(x), observed)
+        logp = conditionals.log_prob(params, x)  # (B, D)
+        weight = D / (D - n_obs).to(x.dtype)
+        return weight * ((1.0 - observed) * logp).sum(1)
+
+    def forward(self, x: Tensor, member: int = 0) -> Tensor:
+        """``(B, D)`` encoded rows -> ``(B, n_params)``: the exact chain rule of one ordering."""
+        return self.forward_units(self.inputs(x), member)
+
+    def forward_units(self, u: Tensor, member: int = 0) -> Tensor:
+        """D masked passes (chunked): column ``o_i``'s parameters see ``x_{o_<i}`` only."""
+        B, D = u.shape[0], self.n_features
+        pos = self.positions[member]  # (D,)
+        pos_of_param = pos[self.col_of_param]  # (P,)
+        out = u.new_empty(B, self.col_of_param.numel())
+        chunk = max(1, (1 << 22) // max(1, B * (u.shape[1] + D)))
+        steps = torch.arange(D, device=u.device)
+        for s in range(0, D, chunk):
+            i = steps[s : s + chunk]  # positions evaluated in this chunk
+            mask = (pos.unsqueeze(0) < i.unsqueeze(1)).to(u.dtype)  # (c, D)
+            c = i.numel()
+            params = self.masked_params(
+                u.repeat(c, 1), mask.repeat_interleave(B, dim=0)
+            ).view(c, B, -1)
+            sel = torch.nonzero((pos_of_param >= s) & (pos_of_param < s + c)).squeeze(1)
+            out[:, sel] = params[pos_of_param[sel] - s, :, sel].T
+        return out
+
+
+@torch.no_grad()
+def sample_order_agnostic(
+    module: DensityModule, n_samples: int, generator: torch.Generator
+) -> Tensor:
+    """Sampler for :class:`OrderAgnosticNADE`: one masked pass per position (D passes).
+
+    :func:`skar.base.sample_plain` would call the evaluation-mode forward, itself D passes, at
+    every position (D^2 passes). This draws members and columns in the same order and from the
+    same generator, so both return the same rows.
+    """
+    net: OrderAgnosticNADE = module.network
+    families = module.conditionals.families
+    device = net.output.weight.device
+    k, D = net.n_members, net.n_features
+    offsets = module.conditionals.offsets
+    if k > 1:
+        members = torch.randint(k, (n_samples,), generator=generator)
+    else:
+        members = torch.zeros(n_samples, dtype=torch.long)
+    x = torch.zeros(n_samples, D, device=device)
+    for m in range(k):
+        rows = torch.nonzero(members == m).squeeze(1).to(device)
+        if rows.numel() == 0:
+            continue
+        xm = torch.zeros(rows.numel(), D, device=device)
+        mask = torch.zeros(rows.numel(), D, device=device)
+        for d in net.ordering(m).tolist():
+            params = net.masked_params(net.inputs(xm), mask)
+            xm[:, d] = families[d].sample(params[:, offsets[d] : offsets[d + 1]], generator)
+            mask[:, d] = 1.0
+        x[rows] = xm
+    return x
+
+
+_COMMON_DOC = """
+    categorical_features : array-like of int, str or bool, or "from_dtype", default=None
+        Columns to model as categorical besides those whose pandas dtype is category, bool,
+        object or string (positions, names or a boolean mask).
+    batch_size : int or "auto", default="auto"
+        Minibatch size; "auto" is ``min(200, n_samples)``.
+    learning_rate_init : float, default=1e-3
+        Adam's learning rate.
+    max_iter : int, default=200
+        Maximum number of epochs.
+    alpha : float, default=0.0
+        L2 penalty (Adam's weight decay).
+    early_stopping : bool, default=True
+        Hold out ``validation_fraction`` of the rows and stop when their NLL stops improving,
+        restoring the best weights. The validation NLL is always the exact ensemble score.
+    validation_fraction : float, default=0.1
+        Share of rows held out for early stopping.
+    n_iter_no_change : int, default=10
+        Epochs without an improvement of at least ``tol`` before stopping.
+    tol : float, default=1e-4
+        Minimum improvement of the validation NLL, in nats per row.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, orderings, shuffling, the validation split and (by default)
+        ``sample``; the global torch and numpy RNGs are left as they were.
+    verbose : int, default=0
+        0 trains silently; 1 shows a progress bar over epochs; 2 prints skorch's epoch table.
+    device : str, default="auto"
+        ``"auto"`` trains on CUDA when available, else the CPU; or any torch device string.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        Number of columns seen in fit.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Column names, when X was a DataFrame with string column names.
+    schema_ : skar.schema.TabularSchema
+        Kinds, categories and scaling of the columns.
+    net_ : skorch.NeuralNet
+        The trained skorch net; ``net_.module_.network`` is the :class:`NADE` or
+        :class:`OrderAgnosticNADE` module.
+    history_ : pandas.DataFrame
+        Per-epoch ``train_nll`` and ``valid_nll`` (nats per row, units of X) and duration.
+        With ``order_agnostic=True`` the train NLL is the order-agnostic estimate (averaged
+        over all orderings), the validation NLL the exact score of the fixed ensemble.
+    n_iter_ : int
+        Number of epochs run.
+"""
+
+
+class _NADEBase(BaseAutoregressiveDensity):
+    """Shared fit-time logic of :class:`NADEDensity` and :class:`RNADEDensity`."""
+
+    _rescale: bool = False
+
+    _parameter_constraints: dict = {
+        **BaseAutoregressiveDensity._parameter_constraints,
+        "hidden_layer_sizes": ["array-like"],
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "component": [StrOptions({"gaussian", "laplace", "logistic"})],
+        "order": [StrOptions({"natural", "random"}), "array-like"],
+        "n_orderings": [Interval(Integral, 1, None, closed="left")],
+        "order_agnostic": ["boolean"],
+        "activation": [StrOptions({"auto", *_ACTIVATIONS})],
+    }
+
+    def _build_network(
+        self, schema: TabularSchema, conditionals: ColumnConditionals, seed: int
+    ) -> nn.Module:
+        hidden = np.asarray(self.hidden_layer_sizes).reshape(-1)
+        if hidden.size == 0 or hidden.dtype.kind not in "iu" or (hidden < 1).any():
+            raise ValueError(
+                "hidden_layer_sizes must hold one or more positive integers; "
+                f"got {self.hidden_layer_sizes!r}"
+            )
+        if not self.order_agnostic and hidden.size != 1:
+            raise ValueError(
+                f"hidden_layer_sizes={self.hidden_layer_sizes!r} has {hidden.size} layers, but "
+                "the tied-weight NADE has exactly one hidden layer; pass one width, e.g. "
+                "(100,), or set order_agnostic=True for a deep order-agnostic NADE"
+            )
+        common = dict(
+            input_sizes=schema.input_sizes,
+            kinds=schema.kinds,
+            output_sizes=[f.n_params for f in conditionals.families],
+            n_orderings=self.n_orderings,
+            order=self.order,
+            seed=seed,
+        )
+        if self.order_agnostic:
+            act = "relu" if self.activation == "auto" else self.activation
+            return OrderAgnosticNADE(
+                hidden_layer_sizes=tuple(int(h) for h in hidden), activation=act, **common
+            )
+        act = "logistic" if self.activation == "auto" else self.activation
+        return NADE(n_hidden=int(hidden[0]), rescale=self._rescale, activation=act, **common)
+
+    def _sample_encoded(self, n_samples: int, generator: torch.Generator) -> Tensor:
+        module = self.net_.module_
+        if isinstance(module.network, NADE):
+            return sample_nade(module, n_samples, generator)
+        return sample_order_agnostic(module, n_samples, generator)
+
+
+class NADEDensity(_NADEBase):
+    # The shared parameters are documented once, in _COMMON_DOC.
+    __doc__ = """Density estimation with NADE, the neural autoregressive distribution estimator.
+
+    Each conditional ``p(x_{o_i} | x_{o_<i})`` is a Bernoulli (binary columns) or a softmax
+    (categorical columns; the categorical NADE) whose parameters come from the hidden vector
+    ``h_i = sigmoid(c + W[:, o_<i] x_{o_<i})``, with one weight matrix ``W`` tied across all
+    conditionals (Larochelle & Murray 2011). Training and scoring cost one parallel O(nDH) pass
+    (a cumulative sum over positions); sampling costs O(DH) per row with the incremental update
+    ``a_{i+1} = a_i + W[:, o_i] x_{o_i}``.
+
+    Continuous columns are accepted too, with the RNADE conditional (a mixture of
+    ``n_components`` ``component`` distributions); for real-valued data prefer
+    :class:`RNADEDensity`, which adds RNADE's per-position activation rescaling.
+
+    With ``order_agnostic=True`` the model is the deep order-agnostic NADE (DeepNADE): an MLP
+    on ``[x * mask, mask]`` with ``hidden_layer_sizes`` layers, trained over random orderings;
+    ``n_orderings=K`` then scores with the ensemble of K fixed orderings (EoNADE). Its scoring
+    and sampling cost D network passes per ordering.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of int, default=(500,)
+        Hidden units. The tied-weight NADE has exactly one hidden layer, so this holds one
+        width (named as in :class:`MADEDensity`, so one grid serves both); with
+        ``order_agnostic=True`` it may hold several.
+    n_components : int, default=5
+        Mixture components of each continuous column's conditional.
+    component : {"gaussian", "laplace", "logistic"}, default="gaussian"
+        Mixture component family of continuous columns.
+    order : {"natural", "random"} or array-like of int, default="natural"
+        The (first) ordering of the columns; further orderings of an ensemble are random.
+    n_orderings : int, default=1
+        Size of the ensemble of orderings. Scores are ``log((1/K) sum_k p(x | o_k))``. Without
+        ``order_agnostic`` the K orderings share all weights and each minibatch trains one of
+        them, drawn at random.
+    order_agnostic : bool, default=False
+        Train a deep NADE over all orderings (Uria et al. 2014) instead of the tied NADE.
+    activation : {"auto", "logistic", "relu", "tanh"}, default="auto"
+        Hidden activation; "auto" is the logistic sigmoid for the tied NADE (as in the paper)
+        and ReLU for the order-agnostic MLP (as in DeepNADE).
+    """ + _COMMON_DOC + """
+    See Also
+    --------
+    RNADEDensity : NADE for real-valued columns.
+    MADEDensity : Masked autoencoder; one MLP pass per conditional set.
+    sklearn.neighbors.KernelDensity : Kernel density estimation.
+
+    References
+    ----------
+    H. Larochelle and I. Murray. The Neural Autoregressive Distribution Estimator.
+    AISTATS 2011.
+
+    B. Uria, I. Murray and H. Larochelle. A Deep and Tractable Density Estimator. ICML 2014.
+
+    B. Uria, M.-A. Côté, K. Gregor, I. Murray and H. Larochelle. Neural Autoregressive
+    Distribution Estimation. JMLR 17, 2016.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skar import NADEDensity
+    >>> rng = np.random.RandomState(0)
+    >>> X = (rng.rand(300, 6) < 0.3).astype(int)
+    >>> est = NADEDensity(hidden_layer_sizes=(16,), max_iter=5, random_state=0).fit(X)
+    >>> est.score_samples(X[:3]).shape
+    (3,)
+    >>> est.sample(2, random_state=0).shape
+    (2, 6)
+    """
+
+    _rescale = False
+
+    def __init__(
+        self,
+        hidden_layer_sizes: Any = (500,),
+        *,
+        n_components: int = 5,
+        component: str = "gaussian",
+        order: Any = "natural",
+        n_orderings: int = 1,
+        order_agnostic: bool = False,
+        activation: str = "auto",
+        categorical_features: Any = None,
+        batch_size: Any = "auto",
+        learning_rate_init: float = 1e-3,
+        max_iter: int = 200,
+        alpha: float = 0.0,
+        early_stopping: bool = True,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        tol: float = 1e-4,
+        random_state: Any = None,
+        verbose: int = 0,
+        device: str = "auto",
+    ) -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.n_components = n_components
+        self.component = component
+        self.order = order
+        self.n_orderings = n_orderings
+        self.order_agnostic = order_agnostic
+        self.activation = activation
+        self.categorical_features = categorical_features
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.alpha = alpha
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.random_state = random_state
+        self.verbose = verbose
+        self.device = device
+
+
+class RNADEDensity(_NADEBase):
+    # The shared parameters are documented once, in _COMMON_DOC.
+    __doc__ = """Density estimation with RNADE, the real-valued neural autoregressive estimator.
+
+    Each continuous column's conditional is a mixture of ``n_components`` Gaussians (or
+    Laplace distributions) whose mixing logits, means and log-scales come from
+    ``h_i = sigmoid(rho_i (c + W[:, o_<i] x_{o_<i}))`` with tied weights ``W`` and a learnt
+    per-position rescaling ``rho_i`` (Uria, Murray & Larochelle 2013):
+
+    .. math::
+
+        p(x_{o_i} \\mid x_{o_{<i}}) = \\sum_{k} \\pi_{ik}\\,
+            \\mathcal{N}(x_{o_i}; \\mu_{ik}, s_{ik}^2),\\qquad
+        [\\text{logits}_i, \\mu_i, \\text{raw}_i] = V_{o_i} h_i + b_{o_i}.
+
+    Columns are standardised with the training mean and deviation inside; the scores are in
+    the units of X. Binary and categorical columns, if any, get NADE's Bernoulli and softmax
+    conditionals. ``order_agnostic=True`` with ``n_orderings=K`` gives the deep order-agnostic
+    RNADE with an ensemble of K orderings (Uria et al. 2014).
+
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of int, default=(100,)
+        Hidden units: one width for the tied RNADE, one or more with ``order_agnostic``.
+    n_components : int, default=10
+        Mixture components per conditional.
+    component : {"gaussian", "laplace", "logistic"}, default="gaussian"
+        "gaussian" is RNADE-MoG, "laplace" RNADE-MoL.
+    order : {"natural", "random"} or array-like of int, default="natural"
+        The (first) ordering of the columns; further orderings of an ensemble are random.
+    n_orderings : int, default=1
+        Size of the ensemble of orderings (log-mean-exp of their probabilities).
+    order_agnostic : bool, default=False
+        Train a deep RNADE over all orderings instead of the tied RNADE.
+    activation : {"auto", "logistic", "relu", "tanh"}, default="auto"
+        Hidden activation; "auto" is the sigmoid for the tied RNADE, ReLU for the deep one.
+    """ + _COMMON_DOC + """
+    See Also
+    --------
+    NADEDensity : NADE for binary and categorical columns.
+    MADEDensity : Masked autoencoder with mixture conditionals.
+    sklearn.mixture.GaussianMixture : Gaussian mixture models.
+
+    References
+    ----------
+    B. Uria, I. Murray and H. Larochelle. RNADE: The real-valued neural autoregressive
+    density-estimator. NIPS 2013.
+
+    B. Uria, I. Murray and H. Larochelle. A Deep and Tractable Density Estimator. ICML 2014.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skar import RNADEDensity
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(300, 3))
+    >>> est = RNADEDensity(hidden_layer_sizes=(16,), n_components=2, max_iter=5,
+    ...                    random_state=0).fit(X)
+    >>> est.score_samples(X[:3]).shape
+    (3,)
+    >>> est.sample(2, random_state=0).shape
+    (2, 3)
+    """
+
+    _rescale = True
+
+    def __init__(
+        self,
+        hidden_layer_sizes: Any = (100,),
+        *,
+        n_components: int = 10,
+        component: str = "gaussian",
+        order: Any = "natural",
+        n_orderings: int = 1,
+        order_agnostic: bool = False,
+        activation: str = "auto",
+        categorical_features: Any = None,
+        batch_size: Any = "auto",
+        learning_rate_init: float = 1e-3,
+        max_iter: int = 200,
+        alpha: float = 0.0,
+        early_stopping: bool = True,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        tol: float = 1e-4,
+        random_state: Any = None,
+        verbose: int = 0,
+        device: str = "auto",
+    ) -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.n_components = n_components
+        self.component = component
+        self.order = order
+        self.n_orderings = n_orderings
+        self.order_agnostic = order_agnostic
+        self.activation = activation
+        self.categorical_features = categorical_features
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.alpha = alpha
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.random_state = random_state
+        self.verbose = verbose
+        self.device = device

@@ -1,0 +1,347 @@
+"""NADEDensity, RNADEDensity and order-agnostic NADE: the autoregressive property,
+normalisation, an independent numpy reference, the order-agnostic objective, sampling (the
+incremental samplers against the generic loop), consistency and scikit-learn compatibility."""
+
+import itertools
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import stats
+from sklearn.base import clone
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skar import NADEDensity, RNADEDensity
+from skar.base import sample_plain
+from skar.distributions import Bernoulli, Categorical, ColumnConditionals, Mixture
+from skar.models.nade import NADE, OrderAgnosticNADE
+
+from .contract import (
+    all_binary_rows,
+    assert_autoregressive,
+    assert_samples_match_probabilities,
+    assert_sums_to_one,
+    integrate_1d,
+    integrate_2d,
+    product_frame,
+)
+
+FAST = dict(max_iter=5, early_stopping=False, random_state=0)
+DEEP = dict(order_agnostic=True, hidden_layer_sizes=(12, 12))
+
+KINDS = ["binary", "categorical", "continuous", "categorical", "continuous"]
+INPUT_SIZES = [1, 3, 1, 2, 1]
+OUTPUT_SIZES = [1, 3, 6, 2, 6]
+
+
+def _slices(output_sizes):
+    offsets = np.concatenate([[0], np.cumsum(output_sizes)])
+    return list(zip(offsets[:-1], offsets[1:]))
+
+
+# ---------------------------------------------------------------- autoregressive property
+@pytest.mark.parametrize("rescale", [False, True])
+@pytest.mark.parametrize("order", ["natural", "random"])
+def test_nade_jacobian_of_later_positions_is_exactly_zero_for_every_ordering(rescale, order):
+    net = NADE(INPUT_SIZES, KINDS, OUTPUT_SIZES, n_hidden=7, n_orderings=4, order=order,
+               rescale=rescale, seed=3)
+    for k in range(4):
+        assert_autoregressive(
+            lambda u, k=k: net.forward_units(u, k), net.inputs.n_units,
+            net.inputs.column_of_unit.numpy(), _slices(OUTPUT_SIZES), net.ordering(k).numpy(),
+        )
+
+
+def test_order_agnostic_jacobian_of_later_positions_is_exactly_zero_for_every_ordering():
+    net = OrderAgnosticNADE(INPUT_SIZES, KINDS, OUTPUT_SIZES, hidden_layer_sizes=(9, 6),
+                            n_orderings=3, order="random", activation="tanh", seed=1).eval()
+    for k in range(3):
+        assert_autoregressive(
+            lambda u, k=k: net.forward_units(u, k), net.inputs.n_units,
+            net.inputs.column_of_unit.numpy(), _slices(OUTPUT_SIZES), net.ordering(k).numpy(),
+        )
+
+
+# ---------------------------------------------------------------- normalisation
+@pytest.fixture(scope="module")
+def binary10():
+    rng = np.random.RandomState(1)
+    z = rng.rand(600, 1) < 0.5
+    return np.where(z, rng.rand(600, 10) < 0.8, rng.rand(600, 10) < 0.2).astype(int)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(hidden_layer_sizes=(16,)),
+        dict(hidden_layer_sizes=(16,), n_orderings=3, order="random"),
+        dict(**DEEP, n_orderings=2),
+    ],
+    ids=["nade", "nade-ensemble", "deep-ensemble"],
+)
+def test_binary_probabilities_sum_to_one(binary10, params):
+    est = NADEDensity(**params, **FAST).fit(binary10)
+    assert_sums_to_one(est, all_binary_rows(10))
+
+
+@pytest.mark.parametrize("params", [dict(n_orderings=2), dict(**DEEP, n_orderings=2)],
+                         ids=["nade-ensemble", "deep-ensemble"])
+def test_categorical_and_mixed_discrete_spaces_sum_to_one(params):
+    rng = np.random.RandomState(0)
+    levels = {"a": ["x", "y", "z"], "b": ["p", "q", "r", "s"], "c": ["u", "v"]}
+    train = pd.DataFrame({c: pd.Categorical(rng.choice(lv, 300), categories=lv)
+                          for c, lv in levels.items()})
+    train["flag"] = rng.rand(300) < 0.3
+    est = NADEDensity(**{"hidden_layer_sizes": (8,), **params}, **FAST).fit(train)
+    space = product_frame(levels)
+    space = pd.concat([space.assign(flag=False), space.assign(flag=True)], ignore_index=True)
+    assert_sums_to_one(est, space)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [dict(), dict(component="laplace", n_orderings=2, order="random"), dict(**DEEP, n_orderings=2)],
+    ids=["rnade-mog", "rnade-mol-ensemble", "deep-ensemble"],
+)
+def test_rnade_integrates_to_one_in_1d_and_2d(params):
+    rng = np.random.RandomState(0)
+    x1 = np.concatenate([rng.normal(-2, 0.5, 300), rng.normal(1, 1, 300)])[:, None]
+    kw = {"hidden_layer_sizes": (8,), "n_components": 3, **params}
+    est = RNADEDensity(**kw, **FAST).fit(x1)
+    assert integrate_1d(est, -12, 12) == pytest.approx(1.0, abs=1e-2)
+    X2 = rng.normal(size=(400, 2)) @ np.array([[1.0, 0.8], [0.0, 0.6]])
+    est = RNADEDensity(**kw, **FAST).fit(X2)
+    assert integrate_2d(est, (-9, -9), (9, 9), n=301) == pytest.approx(1.0, abs=1e-2)
+
+
+def test_ensemble_is_a_mixture_of_its_orderings_not_an_average_of_logs(binary10):
+    est = NADEDensity(hidden_layer_sizes=(16,), n_orderings=4, order="random", **FAST)
+    est.fit(binary10)
+    X = all_binary_rows(10)
+    module = est.net_.module_
+    Z = torch.as_tensor(est.schema_.encode(X))
+    with torch.no_grad():
+        members = torch.stack([module.log_prob_per_feature(Z, k).sum(1) for k in range(4)])
+    expected = np.log(np.exp(members.double().numpy()).mean(0))  # the uniform mixture
+    np.testing.assert_allclose(est.score_samples(X), expected, rtol=1e-5, atol=1e-5)
+    assert len({tuple(est.net_.module_.network.ordering(k).tolist()) for k in range(4)}) > 1
+
+
+# ---------------------------------------------------------------- independent references
+def _sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def test_tiny_nade_matches_a_plain_numpy_loop_over_positions(binary10):
+    """p(x) = prod_i p(x_{o_i} | x_{o_<i}) with h_i = sigmoid(c + sum_{j<i} W[:, o_j] x_{o_j}),
+    recomputed from the module's weights with an explicit loop."""
+    est = NADEDensity(hidden_layer_sizes=(5,), order=[3, 1, 0, 2, 4, 6, 5, 9, 7, 8], **FAST)
+    est.fit(binary10)
+    net = est.net_.module_.network
+    W, c = net.W.detach().double().numpy(), net.c.detach().double().numpy()
+    V = net.outputs.weight.detach().double().numpy()[:, 0, :]  # (D, H)
+    b = net.outputs.bias.detach().double().numpy()[:, 0]
+    X = all_binary_rows(10)
+    ref = np.zeros(len(X))
+    for n, x in enumerate(X):
+        a = c.copy()
+        for d in net.ordering(0).tolist():
+            p1 = _sigmoid(b[d] + V[d] @ _sigmoid(a))
+            ref[n] += np.log(p1 if x[d] else 1.0 - p1)
+            a += W[:, d] * x[d]
+    np.testing.assert_allclose(est.score_samples(X), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_tiny_rnade_matches_a_plain_numpy_loop_over_positions():
+    """RNADE-MoG: h_i = sigmoid(rho_i a_i), mixture of Gaussians from V_d h_i + b_d, scipy's
+    normal pdf, in user units (the standardisation's Jacobian included)."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(200, 3)) * [1.0, 3.0, 0.5] + [0.0, 2.0, -1.0]
+    est = RNADEDensity(hidden_layer_sizes=(4,), n_components=2, order=[2, 0, 1], **FAST).fit(X)
+    net = est.net_.module_.network
+    with torch.no_grad():  # make rho visibly different from 1
+        net.rho.copy_(torch.tensor([0.5, 1.5, 2.0]))
+    W, c = net.W.detach().double().numpy(), net.c.detach().double().numpy()
+    rho = net.rho.detach().double().numpy()
+    V, b = net.outputs.weight.detach().double().numpy(), net.outputs.bias.detach().double().numpy()
+    mean, scale = X.mean(0), X.std(0)
+    ref = np.zeros(len(X))
+    for n, x in enumerate(X):
+        z = (x - mean) / scale
+        a = c.copy()
+        for i, d in enumerate(net.ordering(0).tolist()):
+            theta = V[d] @ _sigmoid(rho[i] * a) + b[d]
+            logits, mu, raw = theta[:2], theta[2:4], theta[4:6]
+            s = 1e-3 + np.log1p(np.exp(raw))
+            w = np.exp(logits) / np.exp(logits).sum()
+            ref[n] += np.log((w * stats.norm.pdf(z[d], mu, s)).sum()) - np.log(scale[d])
+            a += W[:, d] * z[d]
+    np.testing.assert_allclose(est.score_samples(X), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_order_agnostic_objective_is_an_unbiased_estimate_of_the_mean_over_orderings():
+    """E[D/(D-d) sum_{unobserved} log p(x_j | x_obs)] = (1/D!) sum_o log p(x | o), the latter
+    by exact enumeration of all 6 orderings of D=3."""
+    D = 3
+    fams = [Bernoulli(), Categorical(3), Mixture(2)]
+    net = OrderAgnosticNADE([1, 3, 1], ["binary", "categorical", "continuous"],
+                            [f.n_params for f in fams], hidden_layer_sizes=(6,),
+                            n_orderings=6, activation="tanh", seed=0)
+    perms = np.array(list(itertools.permutations(range(D))))
+    net.orderings.copy_(torch.as_tensor(perms))
+    net.positions.copy_(torch.as_tensor(np.argsort(perms, axis=1)))
+    cond = ColumnConditionals(fams)
+    x = torch.tensor([[1.0, 2.0, -0.7]])
+    with torch.no_grad():
+        net.eval()
+        exact = np.mean([cond.log_prob(net(x, k), x).sum().item() for k in range(6)])
+        net.train()
+        draws = net.training_log_prob(x.repeat(40_000, 1), cond).double().numpy()
+    se = draws.std() / np.sqrt(draws.size)
+    assert abs(draws.mean() - exact) < 4 * se + 1e-4, (draws.mean(), exact, se)
+
+
+# ---------------------------------------------------------------- sampling
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: NADEDensity(hidden_layer_sizes=(8,), **FAST),
+        lambda: NADEDensity(hidden_layer_sizes=(8,), n_orderings=3, **FAST),
+        lambda: NADEDensity(**DEEP, n_orderings=2, **FAST),
+        lambda: RNADEDensity(hidden_layer_sizes=(8,), n_components=3, n_orderings=2, **FAST),
+        lambda: RNADEDensity(hidden_layer_sizes=(8,), component="laplace", **FAST),
+        lambda: RNADEDensity(**DEEP, n_components=3, n_orderings=2, **FAST),
+    ],
+    ids=["nade", "nade-ensemble", "deep-ensemble", "rnade-ensemble", "rnade-mol", "deep-rnade"],
+)
+def test_fast_sampler_draws_exactly_what_the_plain_loop_draws(make):
+    rng = np.random.RandomState(0)
+    df = pd.DataFrame({"b": rng.rand(300) < 0.4, "c": rng.choice(list("xyz"), 300),
+                       "v": rng.normal(size=300), "w": rng.normal(size=300)})
+    est = make().fit(df)
+    module = est.net_.module_
+    fast = est._sample_encoded(400, torch.Generator().manual_seed(5))
+    plain = sample_plain(module, 400, torch.Generator().manual_seed(5))
+    assert torch.equal(fast, plain)
+    pd.testing.assert_frame_equal(est.sample(50, random_state=2), est.sample(50, random_state=2))
+
+
+@pytest.mark.parametrize("params",
+                         [dict(n_orderings=2, order="random"), dict(**DEEP, n_orderings=2)],
+                         ids=["nade-ensemble", "deep-ensemble"])
+def test_samples_match_probabilities_chi_square(params):
+    rng = np.random.RandomState(0)
+    X = (rng.rand(800, 4) < [0.2, 0.5, 0.7, 0.4]).astype(int)
+    X[:, 3] = X[:, 0] ^ X[:, 1]
+    est = NADEDensity(**{"hidden_layer_sizes": (8,), **params}, **FAST).fit(X)
+    assert_samples_match_probabilities(est, all_binary_rows(4), n_samples=20_000)
+
+
+def test_categorical_samples_match_probabilities_chi_square():
+    rng = np.random.RandomState(0)
+    X = np.column_stack([rng.choice(3, 500), rng.choice(4, 500, p=[0.1, 0.2, 0.3, 0.4])])
+    est = NADEDensity(hidden_layer_sizes=(8,), categorical_features=[0, 1], n_orderings=2,
+                      **FAST).fit(X)
+    assert_samples_match_probabilities(est, np.array(list(itertools.product(range(3), range(4)))),
+                                       n_samples=20_000)
+
+
+# ---------------------------------------------------------------- consistency
+def test_consistency_rnade_on_a_2d_gaussian_mixture_within_005_nats():
+    rng = np.random.RandomState(0)
+    w = np.array([0.3, 0.7])
+    means = [np.array([-2.0, 1.0]), np.array([1.5, -0.5])]
+    covs = [np.array([[0.5, 0.3], [0.3, 0.8]]), np.array([[1.0, -0.4], [-0.4, 0.6]])]
+
+    def draw(n):
+        z = rng.rand(n) < w[0]
+        a = rng.multivariate_normal(means[0], covs[0], n)
+        b = rng.multivariate_normal(means[1], covs[1], n)
+        return np.where(z[:, None], a, b)
+
+    X_train, X_test = draw(8_000), draw(20_000)
+    est = RNADEDensity(hidden_layer_sizes=(32,), n_components=4, max_iter=25, batch_size=512,
+                       learning_rate_init=1e-2, random_state=0).fit(X_train)
+    comps = [np.log(wk) + stats.multivariate_normal(m, c).logpdf(X_test)
+             for wk, m, c in zip(w, means, covs)]
+    true_nll = -np.logaddexp.reduce(comps, axis=0).mean()  # entropy estimate
+    model_nll = -est.score_samples(X_test).mean()
+    assert -0.02 < model_nll - true_nll < 0.05, (model_nll, true_nll)
+
+
+def test_consistency_nade_on_a_binary_bayes_net_within_005_nats():
+    def cond(x):
+        p = [0.3, 0.8 if x[0] else 0.1, 0.35 + 0.5 * x[0], 0.9 if x[1] else 0.25,
+             [0.05, 0.6, 0.7, 0.95][2 * x[1] + x[2]]]
+        return p
+
+    rows = all_binary_rows(5)
+    probs = np.array([np.prod([p if xi else 1 - p for xi, p in zip(x, cond(x))]) for x in rows])
+    entropy = -(probs * np.log(probs)).sum()
+    rng = np.random.RandomState(0)
+    X = rows[rng.choice(32, size=5_000, p=probs)]
+    est = NADEDensity(hidden_layer_sizes=(16,), max_iter=15, batch_size=500,
+                      learning_rate_init=2e-2, random_state=0).fit(X)
+    cross_entropy = -(probs * est.score_samples(rows)).sum()  # exact, no test-set noise
+    assert cross_entropy - entropy < 0.05
+
+
+# ---------------------------------------------------------------- scikit-learn API
+@parametrize_with_checks(
+    [
+        NADEDensity(hidden_layer_sizes=(6,), max_iter=2, random_state=0),
+        RNADEDensity(hidden_layer_sizes=(6,), n_components=2, n_orderings=2, max_iter=2,
+                     early_stopping=False, random_state=0),
+        RNADEDensity(hidden_layer_sizes=(6, 6), n_components=2, order_agnostic=True,
+                     n_orderings=2, max_iter=2, early_stopping=False, random_state=0),
+    ]
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+def test_clone_and_pickle_round_trip():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(200, 3))
+    for est in (RNADEDensity(hidden_layer_sizes=(6,), n_components=2, n_orderings=2, **FAST),
+                RNADEDensity(**DEEP, n_components=2, n_orderings=2, **FAST)):
+        est.fit(X)
+        c = clone(est)
+        assert c.get_params() == est.get_params() and not hasattr(c, "net_")
+        back = pickle.loads(pickle.dumps(est))
+        np.testing.assert_array_equal(back.score_samples(X), est.score_samples(X))
+        np.testing.assert_array_equal(back.sample(5, random_state=1), est.sample(5, random_state=1))
+
+
+def test_per_feature_scores_sum_to_score_samples_and_refuse_ensembles():
+    rng = np.random.RandomState(0)
+    df = pd.DataFrame({"v": rng.normal(size=200) * 3, "c": rng.choice(list("ab"), 200),
+                       "b": rng.rand(200) < 0.5})
+    est = RNADEDensity(hidden_layer_sizes=(8,), n_components=2, **FAST).fit(df)
+    per = est.score_samples_per_feature(df)
+    np.testing.assert_allclose(per.sum(1), est.score_samples(df), rtol=1e-6)
+    ens = NADEDensity(hidden_layer_sizes=(8,), n_orderings=2, **FAST).fit(df)
+    with pytest.raises(ValueError, match="2 orderings or masks"):
+        ens.score_samples_per_feature(df)
+
+
+def test_bad_parameters_and_input_name_the_problem(binary10):
+    with pytest.raises(ValueError, match="exactly one hidden layer.*order_agnostic=True"):
+        NADEDensity(hidden_layer_sizes=(8, 8), **FAST).fit(binary10)
+    with pytest.raises(ValueError, match="positive integers"):
+        RNADEDensity(hidden_layer_sizes=(), **FAST).fit(binary10)
+    with pytest.raises(ValueError, match="permutation of range"):
+        NADEDensity(hidden_layer_sizes=(4,), order=[0, 0, 1], **FAST).fit(binary10[:, :3])
+    with pytest.raises(ValueError, match="n_orderings"):
+        NADEDensity(n_orderings=0, **FAST).fit(binary10)
+    with pytest.raises(ValueError, match="component"):
+        RNADEDensity(component="cauchy", **FAST).fit(binary10)
+    est = NADEDensity(hidden_layer_sizes=(4,), **FAST).fit(binary10)
+    bad = binary10[:3].copy()
+    bad[1, 4] = 2
+    with pytest.raises(ValueError, match=r"column 4 is binary.*holds 2.0 at row 1"):
+        est.score_samples(bad)
+    with pytest.raises(ValueError, match="NaN"):
+        est.score_samples(np.where(binary10[:2] == 1, np.nan, 0.0))
