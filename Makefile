@@ -11,7 +11,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_PIN)"
-	$(PY) -m pip install --quiet -e ".[dev,docs]"
+	$(PY) -m pip install --quiet -e ".[dev,docs,dask,accelerate]"
 	touch $@
 
 $(VENV)/.bench: $(VENV)/.installed

@@ -103,7 +103,9 @@ def build_net(
     tol: float,
     seed: int,
     verbose: int,
-    device: str,
+    device: str | None,
+    net_cls: type[NeuralNet] | None = None,
+    **net_kwargs: Any,
 ) -> NeuralNet:
     """Configure the skorch net that trains ``module``.
 
@@ -114,6 +116,9 @@ def build_net(
     by ``tol`` nats (an absolute threshold: skorch's relative one misbehaves for negative
     losses, which densities often have) for ``n_iter_no_change`` epochs, then restores the
     best weights.
+
+    ``net_cls`` (a subclass of the density net, default the plain one) and ``net_kwargs``
+    (handed to its constructor) are for :mod:`skar.accelerate`; the default path uses neither.
     """
     callbacks: list[Any] = []
     train_split = None
@@ -137,7 +142,7 @@ def build_net(
         callbacks.append(("progress_bar", EpochProgressBar()))
     elif verbose >= 2:
         callbacks.append(("progress_bar", ProgressBar()))
-    return _DensityNet(
+    return (net_cls or _DensityNet)(
         module=module,
         criterion=NLLCriterion,
         criterion__log_jacobian=log_jacobian,
@@ -152,6 +157,7 @@ def build_net(
         callbacks=callbacks,
         device=device,
         verbose=int(verbose >= 2),
+        **net_kwargs,
     )
 
 
