@@ -798,15 +798,12 @@ class PixelCNNDensity(BaseAutoregressiveDensity):
         if y is not None or not self._is_conditional():
             return super().score_samples(X, y)
         Z = self._encode(X)
-        per_class = []
+        per_class = np.empty((len(self.class_prior_), Z.shape[0]), dtype=np.float64)
         for k, prior in enumerate(self.class_prior_):
             codes = np.full(Z.shape[0], k, dtype=np.int64)
-            logp = [
-                module(z, context=c).double().cpu().numpy()
-                for module, z, c in self._iter_batches(Z, codes)
-            ]
-            per_class.append(np.concatenate(logp) + np.log(prior))
-        return np.logaddexp.reduce(np.stack(per_class), axis=0)
+            self._fill_batches(per_class[k], lambda module, z, c: module(z, context=c), Z, codes)
+            per_class[k] += np.log(prior)
+        return np.logaddexp.reduce(per_class, axis=0)
 
     def sample(self, n_samples: int = 1, random_state: Any = None, y: Any = None) -> np.ndarray:
         """Draw images (flattened rows ``(n_samples, C*H*W)``) from the fitted density.
