@@ -210,24 +210,38 @@ def sample_plain(
 
 
 def make_orderings(
-    n_features: int, n_members: int, order: Any, rng: np.random.Generator
+    n_features: int,
+    n_members: int,
+    order: Any,
+    rng: np.random.Generator,
+    *,
+    distinct: bool = False,
 ) -> np.ndarray:
     """Orderings of the columns, shape (n_members, D).
 
-    ``"natural"``: ``0 .. D-1`` for every member; ``"random"``: an independent permutation per
-    member; an array: that permutation for every member.
+    ``"natural"``: ``0 .. D-1``; ``"random"``: an independent random permutation per member; an
+    array: that permutation. With ``distinct=False`` a natural or given order is repeated for
+    every member (MADE's connectivity-agnostic ensembles vary the masks, not the order). With
+    ``distinct=True`` only the first member follows ``order`` and the others are independent
+    random permutations: an ensemble of *orderings* (EoNADE, the Transformer) whose members
+    all shared one order would be one model repeated.
     """
     if isinstance(order, str) and order == "natural":
-        return np.tile(np.arange(n_features), (n_members, 1))
-    if isinstance(order, str) and order == "random":
-        return np.stack([rng.permutation(n_features) for _ in range(n_members)])
-    perm = np.asarray(order)
-    if perm.ndim != 1 or sorted(perm.tolist()) != list(range(n_features)):
-        raise ValueError(
-            f"order must be 'natural', 'random' or a permutation of range({n_features}); "
-            f"got {order!r}"
-        )
-    return np.tile(perm.astype(np.int64), (n_members, 1))
+        first = np.arange(n_features)
+    elif isinstance(order, str) and order == "random":
+        first = rng.permutation(n_features)
+    else:
+        first = np.asarray(order)
+        if first.ndim != 1 or sorted(first.tolist()) != list(range(n_features)):
+            raise ValueError(
+                f"order must be 'natural', 'random' or a permutation of range({n_features}); "
+                f"got {order!r}"
+            )
+    if (isinstance(order, str) and order == "random") or distinct:
+        rest = [rng.permutation(n_features) for _ in range(n_members - 1)]
+    else:
+        rest = [first] * (n_members - 1)
+    return np.stack([first, *rest]).astype(np.int64)
 
 
 def resolve_device(device: str | torch.device) -> str:

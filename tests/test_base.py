@@ -262,3 +262,19 @@ def test_verbose_shows_a_progress_bar_and_silent_by_default(data, capsys):
     MADEDensity(**{**FAST, "verbose": 1}).fit(data)
     err = capsys.readouterr().err
     assert "epochs" in err and "3/3" in err and "valid_nll" in err
+
+
+def test_make_orderings_repeats_or_varies_the_order_as_asked():
+    from skar.base import make_orderings
+
+    rng = np.random.default_rng(0)
+    same = make_orderings(5, 3, "natural", rng)
+    assert (same == np.arange(5)).all()
+    varied = make_orderings(5, 4, [4, 3, 2, 1, 0], rng, distinct=True)
+    assert varied[0].tolist() == [4, 3, 2, 1, 0]
+    assert all(sorted(o) == list(range(5)) for o in varied)
+    assert len({tuple(o) for o in varied}) > 1
+    rand = make_orderings(6, 3, "random", rng)
+    assert len({tuple(o) for o in rand}) == 3
+    with pytest.raises(ValueError, match="permutation of range"):
+        make_orderings(3, 1, [0, 2, 2], rng)

@@ -48,7 +48,12 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch import Tensor, nn
 
-from ..base import AutoregressiveNetwork, BaseAutoregressiveDensity, DensityModule
+from ..base import (
+    AutoregressiveNetwork,
+    BaseAutoregressiveDensity,
+    DensityModule,
+    make_orderings,
+)
 from ..distributions import ColumnConditionals
 from ..schema import OneHotInputs, TabularSchema
 
@@ -62,30 +67,6 @@ __all__ = [
 ]
 
 _ACTIVATIONS = {"logistic": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh}
-
-
-def make_nade_orderings(
-    n_features: int, n_orderings: int, order: Any, rng: np.random.Generator
-) -> np.ndarray:
-    """The ``n_orderings`` fixed orderings of an ensemble, shape (n_orderings, D).
-
-    The first follows ``order`` (``"natural"``: ``0 .. D-1``; ``"random"``: a random
-    permutation; an array: that permutation); the others are independent random permutations,
-    since an ensemble of identical orderings would be one model.
-    """
-    if isinstance(order, str) and order == "natural":
-        first = np.arange(n_features)
-    elif isinstance(order, str) and order == "random":
-        first = rng.permutation(n_features)
-    else:
-        first = np.asarray(order)
-        if first.ndim != 1 or sorted(first.tolist()) != list(range(n_features)):
-            raise ValueError(
-                f"order must be 'natural', 'random' or a permutation of range({n_features}); "
-                f"got {order!r}"
-            )
-    rest = [rng.permutation(n_features) for _ in range(n_orderings - 1)]
-    return np.stack([first, *rest]).astype(np.int64)
 
 
 class _ColumnOutputs(nn.Module):
@@ -140,7 +121,7 @@ class NADE(AutoregressiveNetwork):
     n_orderings : int
         Fixed orderings in the ensemble; one is drawn per minibatch in training.
     order : "natural", "random" or array of int
-        The first ordering (see :func:`make_nade_orderings`).
+        The first ordering (see :func:`skar.base.make_orderings`).
     rescale : bool
         RNADE's per-position activation rescaling :math:`h_i = \\sigma(\\rho_i a_i)`.
     activation : {"logistic", "relu", "tanh"}
@@ -181,7 +162,7 @@ class NADE(AutoregressiveNetwork):
         self.rho = nn.Parameter(torch.ones(D)) if rescale else None
         self.outputs = _ColumnOutputs(output_sizes, n_hidden)
         self.activation_name = activation
-        orderings = make_nade_orderings(D, n_orderings, order, rng)
+        orderings = make_orderings(D, n_orderings, order, rng, distinct=True)
         positions = np.argsort(orderings, axis=1)  # positions[k, d] = place of column d
         self.register_buffer("orderings", torch.as_tensor(orderings))
         self.register_buffer("positions", torch.as_tensor(positions))
@@ -319,7 +300,7 @@ class OrderAgnosticNADE(AutoregressiveNetwork):
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         self.output = nn.Linear(sizes[-1], n_out)
         self.activation_name = activation
-        orderings = make_nade_orderings(D, n_orderings, order, rng)
+        orderings = make_orderings(D, n_orderings, order, rng, distinct=True)
         self.register_buffer("orderings", torch.as_tensor(orderings))
         self.register_buffer("positions", torch.as_tensor(np.argsort(orderings, axis=1)))
         col_of_param = np.repeat(np.arange(D), output_sizes)

@@ -286,7 +286,7 @@ class ARTransformer(AutoregressiveNetwork):
                                  persistent=False)
         self.n_params = int(param_offsets[-1])
 
-        orderings = make_orderings(D, n_orderings, order, rng)
+        orderings = make_orderings(D, n_orderings, order, rng, distinct=True)
         positions = np.argsort(orderings, axis=1)
         self.register_buffer("orderings", torch.as_tensor(orderings, dtype=torch.long))
         self.register_buffer("positions", torch.as_tensor(positions, dtype=torch.long))
@@ -491,8 +491,9 @@ class ARTransformerDensity(BaseAutoregressiveDensity):
         Number of orderings sharing the weights. With more than one, each minibatch trains one
         ordering drawn at random, and ``score_samples`` averages the orderings' probabilities.
     order : {"natural", "random"} or array-like of int, default="natural"
-        Column ordering: the columns' own order, an independent random permutation per
-        ordering, or a given permutation.
+        The first ordering: the columns' own order, a random permutation, or a given
+        permutation. With ``n_orderings > 1`` the other orderings are independent random
+        permutations (an ensemble of one repeated ordering would be one model).
     categorical_features : array-like of int, str or bool, or "from_dtype", default=None
         Columns to model as categorical besides those whose pandas dtype is category, bool,
         object or string (positions, names or a boolean mask).
