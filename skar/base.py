@@ -49,6 +49,7 @@ __all__ = [
     "BaseAutoregressiveDensity",
     "DensityModule",
     "make_orderings",
+    "member_rows",
     "resolve_device",
     "sample_plain",
 ]
@@ -158,6 +159,32 @@ class DensityModule(nn.Module):
         return torch.logsumexp(logps, dim=0) - math.log(k)
 
 
+def member_rows(
+    n_members: int, n_samples: int, generator: torch.Generator, device: torch.device | str
+):
+    """Draw every row's ensemble member uniformly and yield ``(member, rows)`` groups.
+
+    The ensemble density is the uniform mixture of its members, so a sample first draws its
+    member (one ``torch.randint`` from ``generator``, skipped for a single member), then its
+    columns in that member's order. Every sampler, plain or fast, groups rows through this one
+    function, so they consume the generator identically.
+
+    Yields
+    ------
+    member : int
+    rows : LongTensor on ``device``
+        Indices of the rows drawn for ``member`` (members with no rows are skipped).
+    """
+    if n_members > 1:
+        members = torch.randint(n_members, (n_samples,), generator=generator)
+    else:
+        members = torch.zeros(n_samples, dtype=torch.long)
+    for m in range(n_members):
+        rows = torch.nonzero(members == m).squeeze(1).to(device)
+        if rows.numel():
+            yield m, rows
+
+
 @torch.no_grad()
 def sample_plain(
     module: DensityModule,
@@ -191,15 +218,8 @@ def sample_plain(
     device = next(iter(module.buffers()), next(module.parameters())).device
     k = net.n_members
     D = cond.n_features
-    if k > 1:
-        members = torch.randint(k, (n_samples,), generator=generator)
-    else:
-        members = torch.zeros(n_samples, dtype=torch.long)
     x = torch.zeros(n_samples, D, device=device)
-    for m in range(k):
-        rows = torch.nonzero(members == m).squeeze(1).to(device)
-        if rows.numel() == 0:
-            continue
+    for m, rows in member_rows(k, n_samples, generator, device):
         xm = torch.zeros(rows.numel(), D, device=device)
         cm = None if context is None else context[rows]
         for d in net.ordering(m).tolist():

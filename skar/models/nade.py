@@ -53,6 +53,7 @@ from ..base import (
     BaseAutoregressiveDensity,
     DensityModule,
     make_orderings,
+    member_rows,
 )
 from ..distributions import ColumnConditionals
 from ..schema import OneHotInputs, TabularSchema
@@ -221,17 +222,10 @@ def sample_nade(module: DensityModule, n_samples: int, generator: torch.Generato
     net: NADE = module.network
     device = net.W.device
     k, D = net.n_members, net.n_features
-    if k > 1:
-        members = torch.randint(k, (n_samples,), generator=generator)
-    else:
-        members = torch.zeros(n_samples, dtype=torch.long)
     x = torch.zeros(n_samples, D, device=device)
     Wt = net.W.T  # (n_units, H)
     offsets = module.conditionals.offsets
-    for m in range(k):
-        rows = torch.nonzero(members == m).squeeze(1).to(device)
-        if rows.numel() == 0:
-            continue
+    for m, rows in member_rows(k, n_samples, generator, device):
         xm = torch.zeros(rows.numel(), D, device=device)
         a = net.c.expand(rows.numel(), -1).double()  # (b, H), accumulated as in forward
         # Column d's parameters are written into a (b, n_params) buffer and drawn from there,
@@ -375,15 +369,8 @@ def sample_order_agnostic(
     device = net.output.weight.device
     k, D = net.n_members, net.n_features
     offsets = module.conditionals.offsets
-    if k > 1:
-        members = torch.randint(k, (n_samples,), generator=generator)
-    else:
-        members = torch.zeros(n_samples, dtype=torch.long)
     x = torch.zeros(n_samples, D, device=device)
-    for m in range(k):
-        rows = torch.nonzero(members == m).squeeze(1).to(device)
-        if rows.numel() == 0:
-            continue
+    for m, rows in member_rows(k, n_samples, generator, device):
         xm = torch.zeros(rows.numel(), D, device=device)
         mask = torch.zeros(rows.numel(), D, device=device)
         for d in net.ordering(m).tolist():

@@ -55,6 +55,7 @@ from ..base import (
     BaseAutoregressiveDensity,
     DensityModule,
     make_orderings,
+    member_rows,
 )
 from ..distributions import ColumnConditionals
 from ..schema import TabularSchema
@@ -440,17 +441,10 @@ def sample_cached(module: DensityModule, n_samples: int, generator: torch.Genera
     device, dtype = ref.device, ref.dtype
     k = net.n_members
     D = cond.n_features
-    if k > 1:
-        members = torch.randint(k, (n_samples,), generator=generator)
-    else:
-        members = torch.zeros(n_samples, dtype=torch.long)
     # Encoded rows are float32 whatever the module's dtype, as in sample_plain, so both loops
     # round every drawn value the same way before it is read back.
     x = torch.zeros(n_samples, D, device=device)
-    for m in range(k):
-        rows = torch.nonzero(members == m).squeeze(1).to(device)
-        if rows.numel() == 0:
-            continue
+    for m, rows in member_rows(k, n_samples, generator, device):
         n = rows.numel()
         xm = torch.zeros(n, D, device=device)
         params = torch.zeros(n, cond.n_params, device=device, dtype=dtype)
