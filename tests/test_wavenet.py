@@ -246,14 +246,34 @@ def test_consistency_gaussian_ar1_entropy_rate_within_005_nats_per_step():
 
 
 # ---------------------------------------------------------------------------- scikit-learn
-# No expected failures.
+# The subset-invariance check compares a row's score alone and inside a bigger batch at
+# rtol=1e-7. The network computes in float32 and the CPU convolution kernels choose their
+# algorithm by the batch, so a row's log density can move by one float32 ulp (seen: 4.8e-7 on
+# a score of -2.98) with the batch it is scored in; the check then passes or fails by chance.
+# The same property is tested below at float32 tolerance.
+EXPECTED_FAILED = {
+    "check_methods_subset_invariance": "float32 convolution rounding depends on the batch; "
+    "tested at rtol=1e-5 in test_scores_do_not_depend_on_the_batch",
+}
+
+
 @parametrize_with_checks(
     [WaveNetDensity(**TINY, max_iter=2, random_state=0),
      WaveNetDensity(**TINY, quantization="linear", n_levels=8, max_iter=2, random_state=0)],
-    expected_failed_checks=lambda est: {},
+    expected_failed_checks=lambda est: EXPECTED_FAILED,
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+def test_scores_do_not_depend_on_the_batch():
+    rng = np.random.RandomState(0)
+    X = np.cumsum(rng.normal(size=(120, 16)), axis=1)
+    est = WaveNetDensity(**TINY, quantization="linear", n_levels=8, max_iter=2,
+                         random_state=0).fit(X)
+    whole = est.score_samples(X)
+    one_by_one = np.concatenate([est.score_samples(X[i : i + 1]) for i in range(0, 120, 7)])
+    np.testing.assert_allclose(one_by_one, whole[::7], rtol=1e-5)
 
 
 def test_clone_and_pickle_round_trip():
