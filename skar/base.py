@@ -97,6 +97,10 @@ class AutoregressiveNetwork(nn.Module):
         """The member to train on for the next minibatch (one per minibatch)."""
         return 0
 
+    # Optional: ``init_marginals(theta0)`` sets the output layer so that every conditional
+    # starts as its column's marginal, ``theta0`` in the layout of ColumnConditionals (used
+    # by estimators with ``init_params="marginals"``).
+    #
     # Optional: ``training_log_prob(x, conditionals) -> Tensor of shape (B,)``. When a network
     # defines it, :class:`DensityModule` trains on it instead of the chain rule of one drawn
     # member (it must be an unbiased estimate of, or a bound on, ``log p(x)``); scoring in
@@ -316,6 +320,26 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         reproducible; ``seed`` seeds anything else (mask degrees, orderings).
         """
 
+    def _initialize_network(
+        self,
+        network: nn.Module,
+        conditionals: ColumnConditionals,
+        Z: np.ndarray,
+        sample_weight: np.ndarray,
+        seed: int,
+    ) -> None:
+        """Set a data-dependent starting point before training.
+
+        ``Z`` and ``sample_weight`` are the encoded rows that training will use, without the
+        rows held out for early stopping. Called inside the seeded block, after
+        :meth:`_build_network`. An estimator whose ``init_params`` is ``"marginals"`` starts
+        its network (which then defines ``init_marginals``) at the product of the columns'
+        fitted marginals, :meth:`skar.distributions.ColumnConditionals.marginal_params`;
+        otherwise the random initialisation stays.
+        """
+        if getattr(self, "init_params", "random") == "marginals":
+            network.init_marginals(conditionals.marginal_params(Z, sample_weight, seed))
+
     def _make_schema(self, X: Any) -> TabularSchema:
         """Learn the column schema of the training data (override for images or sequences,
         whose columns share one kind)."""
@@ -461,6 +485,12 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             data = {"x": Z, "sample_weight": w.astype(np.float32)}
             if context is not None:
                 data["context"] = context
+            # The rows skorch will train on (its seeded split is deterministic), so that an
+            # initialisation fitted to the data never sees the validation rows.
+            rows = np.arange(n)
+            if self.early_stopping:
+                rows = np.asarray(net.get_split_datasets(data)[0].indices)
+            self._initialize_network(network, conditionals, Z[rows], w[rows], seed)
             net.fit(data, None)
         net.module_.eval()
         self.schema_ = schema

@@ -12,9 +12,11 @@ device afterwards, so a seeded sample is the same on CPU and on CUDA.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -96,6 +98,28 @@ class ConditionalFamily:
         """
         raise NotImplementedError
 
+    def marginal_params(self, x: np.ndarray, weight: np.ndarray, seed: int = 0) -> np.ndarray:
+        """Parameters of this family fitted to one column on its own (no conditioning).
+
+        A network whose output layer starts at these parameters (with zero output weights)
+        starts as the product of the fitted marginals, :math:`\\prod_d p(x_d)`, instead of a
+        random density (see ``init_params`` of the NADE estimators).
+
+        Parameters
+        ----------
+        x : ndarray of shape (n,)
+            The column's encoded training values.
+        weight : ndarray of shape (n,)
+            Non-negative row weights.
+        seed : int
+            Seeds any randomised fit (EM's initialisation).
+
+        Returns
+        -------
+        ndarray of shape (n_params,)
+        """
+        raise NotImplementedError
+
 
 @dataclass(frozen=True)
 class Bernoulli(ConditionalFamily):
@@ -120,6 +144,11 @@ class Bernoulli(ConditionalFamily):
         u = _uniform(logit.shape, generator, logit)
         return (u < torch.sigmoid(logit)).to(params.dtype)
 
+    def marginal_params(self, x: np.ndarray, weight: np.ndarray, seed: int = 0) -> np.ndarray:
+        """The logit of the weighted frequency of ones, smoothed by half a count each way."""
+        p = (np.sum(weight * x) + 0.5) / (np.sum(weight) + 1.0)
+        return np.array([math.log(p) - math.log1p(-p)])
+
 
 @dataclass(frozen=True)
 class Categorical(ConditionalFamily):
@@ -143,6 +172,11 @@ class Categorical(ConditionalFamily):
     def sample(self, params: Tensor, generator: torch.Generator | None = None) -> Tensor:
         u = _uniform(params.shape[:-1], generator, params)
         return _inverse_cdf(params, u).to(params.dtype)
+
+    def marginal_params(self, x: np.ndarray, weight: np.ndarray, seed: int = 0) -> np.ndarray:
+        """Log weighted frequencies, smoothed by half a count per category (Jeffreys)."""
+        counts = np.bincount(x.astype(np.int64), weights=weight, minlength=self.n_categories)
+        return np.log(counts[: self.n_categories] + 0.5)
 
 
 @dataclass(frozen=True)
@@ -213,6 +247,66 @@ class Mixture(ConditionalFamily):
             else:
                 eps = torch.log(u) - torch.log1p(-u)
         return mu + s * eps
+
+    def marginal_params(self, x: np.ndarray, weight: np.ndarray, seed: int = 0) -> np.ndarray:
+        """A one-dimensional mixture fitted by EM (:class:`sklearn.mixture.GaussianMixture`).
+
+        EM starts with a component on each of the most frequent repeated values (up to half
+        the components; a value counts as an atom when it holds at least 1% of the rows) and
+        the others spread over the quantiles of the remaining rows, so that a value repeated
+        many times (a clipped, rounded or censored measurement) keeps a component of its own,
+        which k-means would merge into its neighbours. The variance floor is
+        ``min_scale ** 2``: such a component ends as narrow as the family allows.
+
+        The Gaussian fit serves every component kind, each component's scale set to match its
+        standard deviation (``sigma / sqrt(2)`` for Laplace, ``sigma sqrt(3) / pi`` for
+        logistic). Rows of zero weight are left out and the others count once each (EM here
+        takes no weights). A column with fewer distinct values than components repeats
+        components with their weight shared, which leaves the mixture unchanged.
+        """
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.mixture import GaussianMixture
+
+        x = np.asarray(x, dtype=np.float64)[np.asarray(weight) > 0]
+        values, counts = np.unique(x, return_counts=True)
+        k = max(1, min(self.n_components, values.size))
+        by_count = np.argsort(-counts, kind="stable")
+        is_atom = counts[by_count] >= max(2, 0.01 * x.size)
+        atoms = values[by_count[is_atom][: k // 2]]
+        rest = x[~np.isin(x, atoms)]
+        n_rest = k - atoms.size
+        if n_rest and rest.size == 0:  # every row sits on an atom: use more atoms
+            atoms, n_rest = values[by_count[:k]], 0
+            rest = x[~np.isin(x, atoms)]
+        var_floor = self.min_scale**2
+        means = [atoms]
+        variances = [np.full(atoms.size, max(var_floor, (10 * self.min_scale) ** 2))]
+        weights = [np.array([np.mean(x == a) for a in atoms])]
+        if n_rest:
+            means.append(np.quantile(rest, (np.arange(n_rest) + 0.5) / n_rest))
+            variances.append(np.full(n_rest, max(np.var(rest) / n_rest, var_floor)))
+            weights.append(np.full(n_rest, rest.size / x.size / n_rest))
+        means_init, var_init = np.concatenate(means), np.concatenate(variances)
+        weights_init = np.concatenate(weights)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            gm = GaussianMixture(
+                k,
+                reg_covar=var_floor,
+                random_state=seed,
+                weights_init=weights_init / weights_init.sum(),
+                means_init=means_init[:, None],
+                precisions_init=(1.0 / var_init)[:, None, None],
+            ).fit(x[:, None])
+        idx = np.arange(self.n_components) % k  # components repeated cyclically
+        share = np.bincount(idx, minlength=k)[idx]
+        log_w = np.log(gm.weights_[idx]) - np.log(share)
+        sigma = np.sqrt(gm.covariances_.reshape(-1))[idx]
+        factor = {"gaussian": 1.0, "laplace": 1.0 / math.sqrt(2.0),
+                  "logistic": math.sqrt(3.0) / math.pi}[self.component]
+        excess = np.maximum(factor * sigma - self.min_scale, 1e-8)
+        raw = excess + np.log(-np.expm1(-excess))  # softplus^{-1}, stable for small excess
+        return np.concatenate([log_w, gm.means_.reshape(-1)[idx], raw])
 
 
 @dataclass(frozen=True)
@@ -374,3 +468,26 @@ class ColumnConditionals(nn.Module):
     ) -> Tensor:
         """Draw column ``d`` given the full parameter matrix ``params`` of shape (B, n_params)."""
         return self.families[d].sample(self.column_params(params, d), generator)
+
+    def marginal_params(
+        self, Z: np.ndarray, weight: np.ndarray | None = None, seed: int = 0
+    ) -> Tensor:
+        """Every column's family fitted to that column alone, in the network's output layout.
+
+        Parameters
+        ----------
+        Z : ndarray of shape (n, D)
+            Encoded training rows.
+        weight : ndarray of shape (n,), optional
+            Row weights (default: ones).
+        seed : int
+            Seeds the mixtures' EM.
+
+        Returns
+        -------
+        Tensor of shape (n_params,), float32
+            ``theta_0`` with ``prod_d f_d(x_d; theta_0[d])`` the product of the marginals.
+        """
+        w = np.ones(Z.shape[0]) if weight is None else np.asarray(weight, dtype=np.float64)
+        parts = [fam.marginal_params(Z[:, d], w, seed) for d, fam in enumerate(self.families)]
+        return torch.as_tensor(np.concatenate(parts), dtype=torch.float32)

@@ -99,3 +99,69 @@ def test_column_conditionals_groups_mixed_families():
     ref[:, 3] = stats.bernoulli.logpmf(X[:, 3], 1 / (1 + np.exp(-P[:, 10])))
     ref[:, 4] = np.log(softmax(P[:, 11:14], 1))[np.arange(4), X[:, 4].astype(int)]
     np.testing.assert_allclose(lp, ref, rtol=1e-9)
+
+
+# ---------------------------------------------------------------- marginal fits
+def test_discrete_marginal_params_are_smoothed_weighted_frequencies():
+    x = np.array([1, 1, 0, 1, 0, 0, 0, 1.0])
+    w = np.array([1, 2, 1, 1, 3, 0, 1, 1.0])
+    p = (1 + 2 + 1 + 1 + 0.5) / (w.sum() + 1.0)  # 5 weighted ones out of 10, half counts
+    assert Bernoulli().marginal_params(x, w)[0] == pytest.approx(np.log(p / (1 - p)))
+    codes = np.array([0, 2, 2, 2, 0, 3.0])
+    theta = Categorical(4).marginal_params(codes, np.ones(6))
+    np.testing.assert_allclose(softmax(theta), np.array([2.5, 0.5, 3.5, 1.5]) / 8.0)
+
+
+@pytest.mark.parametrize("component", ["gaussian", "laplace", "logistic"])
+def test_mixture_marginal_params_recover_a_known_two_component_mixture(component):
+    """Weights, means and standard deviations of 0.6 N(-2, 0.5^2) + 0.4 N(1.5, 1), recovered
+    from 4,000 draws; every component kind gets the same standard deviations."""
+    rng = np.random.RandomState(0)
+    x = np.concatenate([rng.normal(-2, 0.5, 2400), rng.normal(1.5, 1.0, 1600)])
+    theta = Mixture(2, component).marginal_params(x, np.ones_like(x), seed=3)
+    logits, loc, raw = theta[:2], theta[2:4], theta[4:]
+    scale = 1e-3 + np.log1p(np.exp(raw))
+    to_std = {"gaussian": 1.0, "laplace": np.sqrt(2), "logistic": np.pi / np.sqrt(3)}
+    std = scale * to_std[component]
+    order = np.argsort(loc)
+    np.testing.assert_allclose(softmax(logits)[order], [0.6, 0.4], atol=0.02)
+    np.testing.assert_allclose(loc[order], [-2.0, 1.5], atol=0.08)
+    np.testing.assert_allclose(std[order], [0.5, 1.0], atol=0.06)
+
+
+def test_mixture_marginal_puts_a_floor_width_component_on_a_repeated_value():
+    """40% of the rows are exactly 1.0: the fit gives that atom a component of weight 0.4 and
+    the floor scale, so log p(1.0) ~ log 0.4 - log(min_scale) - log sqrt(2 pi)."""
+    rng = np.random.RandomState(0)
+    x = np.where(rng.rand(2000) < 0.4, 1.0, rng.normal(0, 1, 2000))
+    fam = Mixture(3, min_scale=1e-3)
+    theta = torch.tensor(fam.marginal_params(x, np.ones_like(x)))[None]
+    at_atom = fam.log_prob(theta, torch.tensor([[1.0]]))[0, 0].item()
+    expected = np.log(0.4) - np.log(1e-3) - 0.5 * np.log(2 * np.pi)
+    assert at_atom == pytest.approx(expected, abs=0.1)
+
+
+def test_mixture_marginal_with_fewer_values_than_components_keeps_the_mixture():
+    x = np.array([0.0, 0.0, 0.0, 2.0] * 50)
+    w = np.ones_like(x)
+    three = Mixture(3, min_scale=1e-2).marginal_params(x, w)
+    two = Mixture(2, min_scale=1e-2).marginal_params(x, w)
+    grid = torch.linspace(-1, 3, 41)[:, None]
+    lp3 = Mixture(3, min_scale=1e-2).log_prob(torch.tensor(three)[None], grid)
+    lp2 = Mixture(2, min_scale=1e-2).log_prob(torch.tensor(two)[None], grid)
+    np.testing.assert_allclose(lp3.numpy(), lp2.numpy(), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(softmax(two[:2]).max(), 0.75, rtol=1e-6)
+
+
+def test_column_conditionals_marginal_params_follow_the_output_layout():
+    fams = [Bernoulli(), Mixture(2), Categorical(3)]
+    cond = ColumnConditionals(fams)
+    rng = np.random.RandomState(0)
+    Z = np.column_stack([rng.rand(300) < 0.3, rng.normal(size=300), rng.choice(3, 300)])
+    theta = cond.marginal_params(Z, seed=1)
+    assert theta.shape == (cond.n_params,)
+    for d, fam in enumerate(fams):
+        np.testing.assert_allclose(
+            theta[cond.offsets[d] : cond.offsets[d + 1]].numpy(),
+            fam.marginal_params(Z[:, d], np.ones(300), seed=1).astype(np.float32),
+        )

@@ -167,7 +167,28 @@ class NADE(AutoregressiveNetwork):
         positions = np.argsort(orderings, axis=1)  # positions[k, d] = place of column d
         self.register_buffer("orderings", torch.as_tensor(orderings))
         self.register_buffer("positions", torch.as_tensor(positions))
+        # Input units listed in each member's position order, and the position each such unit
+        # feeds (one position per column; a categorical column's units share it).
+        unit_orders = [np.concatenate([np.arange(self.unit_offsets[d], self.unit_offsets[d + 1])
+                                       for d in o]) for o in orderings]
+        unit_positions = [np.repeat(np.arange(D), np.asarray(input_sizes)[o]) for o in orderings]
+        self.register_buffer("unit_orders", torch.as_tensor(np.stack(unit_orders)),
+                             persistent=False)
+        self.register_buffer("unit_positions", torch.as_tensor(np.stack(unit_positions)),
+                             persistent=False)
         self._member_rng = np.random.default_rng(rng.integers(2**63 - 1))
+
+    @torch.no_grad()
+    def init_marginals(self, theta0: Tensor) -> None:
+        """Start at the product of the marginals: output biases ``theta0``, output weights 0.
+
+        Every conditional then ignores ``h`` and equals its column's fitted marginal until the
+        first update; the output weights get gradients at once (``h`` is not zero), and ``W``
+        from the second step on.
+        """
+        out = self.outputs
+        out.weight.zero_()
+        out.bias.view(-1)[out.flat_index] = theta0.to(out.bias)
 
     def draw_member(self) -> int:
         """One ordering per minibatch, uniformly."""
@@ -192,7 +213,42 @@ class NADE(AutoregressiveNetwork):
         return self.forward_units(self.inputs(x), member)
 
     def forward_units(self, u: Tensor, member: int = 0) -> Tensor:
-        """All conditionals from input units ``(B, n_units)`` in one pass (no loop over D)."""
+        """All conditionals from input units ``(B, n_units)`` in one pass (no loop over D).
+
+        In training mode the pass runs in the working precision (:meth:`_forward_train`); in
+        evaluation mode (scoring, and the generic sampler) it accumulates in float64 and rounds
+        exactly as :func:`sample_nade` does (:meth:`_forward_exact`). Both compute the same
+        function; they differ by float32 rounding only.
+        """
+        if self.training:
+            return self._forward_train(u, member)
+        return self._forward_exact(u, member)
+
+    def _forward_train(self, u: Tensor, member: int) -> Tensor:
+        """The training pass, laid out position-major so that no (B, D, H) tensor is copied.
+
+        ``v_i = W[:, o_i] x_{o_i}`` is formed directly in position order (permuting the O(D H)
+        weights, not the O(B D H) products), ``a_i = c + sum_{j<i} v_j`` is an inclusive
+        cumulative sum minus ``v_i`` (in place), and the untied output layer is one batched
+        matmul over positions with its weights permuted the same way.
+        """
+        B, D = u.shape[0], self.n_features
+        order, units = self.orderings[member], self.unit_orders[member]
+        v = u.T[units].unsqueeze(-1) * self.W.T[units].unsqueeze(1)  # (n_units, B, H)
+        if v.shape[0] != D:  # sum the one-hot units of each categorical column
+            v = v.new_zeros(D, B, v.shape[2]).index_add_(0, self.unit_positions[member], v)
+        a = torch.cumsum(v, dim=0).sub_(v).add_(self.c)  # (D, B, H): a_i = c + sum_{j<i} v_j
+        if self.rho is not None:
+            a = a * self.rho.view(D, 1, 1)
+        h = _ACTIVATIONS[self.activation_name](a)
+        out = self.outputs
+        theta = torch.baddbmm(out.bias[order].unsqueeze(1), h,
+                              out.weight[order].transpose(1, 2))  # (D, B, K_max)
+        theta = theta[self.positions[member]].transpose(0, 1)  # (B, D, K_max), column order
+        return theta.reshape(B, -1)[:, out.flat_index]
+
+    def _forward_exact(self, u: Tensor, member: int) -> Tensor:
+        """The evaluation pass: float64 accumulation, rounded as the incremental sampler."""
         B, D = u.shape[0], self.n_features
         contrib = u.unsqueeze(-1) * self.W.T  # (B, n_units, H): W[:, j] x_j per unit
         if contrib.shape[1] != D:  # sum the one-hot units of each categorical column
@@ -304,6 +360,12 @@ class OrderAgnosticNADE(AutoregressiveNetwork):
     def ordering(self, member: int = 0) -> Tensor:
         """The generation order of ensemble member ``member``."""
         return self.orderings[member]
+
+    @torch.no_grad()
+    def init_marginals(self, theta0: Tensor) -> None:
+        """Start at the product of the marginals: output bias ``theta0``, output weights 0."""
+        self.output.weight.zero_()
+        self.output.bias.copy_(theta0.to(self.output.bias))
 
     def masked_params(self, u: Tensor, mask: Tensor) -> Tensor:
         """The MLP on input units ``u`` (B, n_units) with observed-column mask (B, D) -> (B, P)."""
@@ -444,6 +506,7 @@ class _NADEBase(BaseAutoregressiveDensity):
         "n_orderings": [Interval(Integral, 1, None, closed="left")],
         "order_agnostic": ["boolean"],
         "activation": [StrOptions({"auto", *_ACTIVATIONS})],
+        "init_params": [StrOptions({"marginals", "random"})],
     }
 
     def _build_network(
@@ -525,6 +588,16 @@ class NADEDensity(_NADEBase):
     activation : {"auto", "logistic", "relu", "tanh"}, default="auto"
         Hidden activation; "auto" is the logistic sigmoid for the tied NADE (as in the paper)
         and ReLU for the order-agnostic MLP (as in DeepNADE).
+    init_params : {"marginals", "random"}, default="marginals"
+        Starting point of training (named as in :class:`sklearn.mixture.GaussianMixture`).
+        "marginals" fits each column's family to that column alone (frequencies for binary
+        and categorical columns, a one-dimensional mixture by EM for continuous ones) on the
+        training rows, and starts the network there with zero output weights: training
+        begins at the product of the marginals. A mixture then starts with narrow components
+        on values that repeat (rounded or clipped measurements), which gradient steps from a
+        random start seldom reach; keep ``learning_rate_init`` small enough (1e-4 to 3e-4) for
+        Adam's steps not to shake such components off their values. "random" keeps the
+        random initialisation.
     """ + _COMMON_DOC + """
     See Also
     --------
@@ -567,6 +640,7 @@ class NADEDensity(_NADEBase):
         n_orderings: int = 1,
         order_agnostic: bool = False,
         activation: str = "auto",
+        init_params: str = "marginals",
         categorical_features: Any = None,
         batch_size: Any = "auto",
         learning_rate_init: float = 1e-3,
@@ -587,6 +661,7 @@ class NADEDensity(_NADEBase):
         self.n_orderings = n_orderings
         self.order_agnostic = order_agnostic
         self.activation = activation
+        self.init_params = init_params
         self.categorical_features = categorical_features
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
@@ -637,6 +712,16 @@ class RNADEDensity(_NADEBase):
         Train a deep RNADE over all orderings instead of the tied RNADE.
     activation : {"auto", "logistic", "relu", "tanh"}, default="auto"
         Hidden activation; "auto" is the sigmoid for the tied RNADE, ReLU for the deep one.
+    init_params : {"marginals", "random"}, default="marginals"
+        Starting point of training (named as in :class:`sklearn.mixture.GaussianMixture`).
+        "marginals" fits each column's family to that column alone (frequencies for binary
+        and categorical columns, a one-dimensional mixture by EM for continuous ones) on the
+        training rows, and starts the network there with zero output weights: training
+        begins at the product of the marginals. A mixture then starts with narrow components
+        on values that repeat (rounded or clipped measurements), which gradient steps from a
+        random start seldom reach; keep ``learning_rate_init`` small enough (1e-4 to 3e-4) for
+        Adam's steps not to shake such components off their values. "random" keeps the
+        random initialisation.
     """ + _COMMON_DOC + """
     See Also
     --------
@@ -677,6 +762,7 @@ class RNADEDensity(_NADEBase):
         n_orderings: int = 1,
         order_agnostic: bool = False,
         activation: str = "auto",
+        init_params: str = "marginals",
         categorical_features: Any = None,
         batch_size: Any = "auto",
         learning_rate_init: float = 1e-3,
@@ -697,6 +783,7 @@ class RNADEDensity(_NADEBase):
         self.n_orderings = n_orderings
         self.order_agnostic = order_agnostic
         self.activation = activation
+        self.init_params = init_params
         self.categorical_features = categorical_features
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
