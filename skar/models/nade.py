@@ -248,21 +248,26 @@ class NADE(AutoregressiveNetwork):
         return theta.reshape(B, -1)[:, out.flat_index]
 
     def _forward_exact(self, u: Tensor, member: int) -> Tensor:
-        """The evaluation pass: float64 accumulation, rounded as the incremental sampler."""
+        """The evaluation pass: float64 accumulation, rounded as the incremental sampler.
+
+        Laid out ``(B, H, D)`` so that the cumulative sum runs along the contiguous last axis
+        (several times faster than along a middle one); it is still one sequential float64 sum
+        per ``(b, h)``, in the order of the sampler's ``a <- a + v``.
+        """
         B, D = u.shape[0], self.n_features
-        contrib = u.unsqueeze(-1) * self.W.T  # (B, n_units, H): W[:, j] x_j per unit
-        if contrib.shape[1] != D:  # sum the one-hot units of each categorical column
-            col = self.inputs.column_of_unit
-            contrib = contrib.new_zeros(B, D, contrib.shape[2]).index_add_(1, col, contrib)
-        order = self.orderings[member]
-        v = contrib[:, order]  # (B, D, H) in position order
+        units = self.unit_orders[member]
+        v = u[:, units].unsqueeze(1) * self.W[:, units]  # (B, H, n_units) in position order
+        if v.shape[2] != D:  # sum the one-hot units of each categorical column
+            v = v.new_zeros(B, v.shape[1], D).index_add_(2, self.unit_positions[member], v)
         # a_i = c + sum_{j<i} v_j: an exclusive cumulative sum that starts from c, accumulated
         # in float64 (D can be 784) in the same order as the incremental sampler's a <- a + v,
         # so both round identically.
-        start = self.c.expand(B, 1, -1)
-        a = torch.cumsum(torch.cat([start, v[:, :-1]], dim=1), dim=1, dtype=torch.float64)
-        h = self._act(a, slice(None))  # rho indexed by position
-        h_col = h[:, self.positions[member]]  # (B, D, H) back in column order
+        start = self.c.view(1, -1, 1).expand(B, -1, 1)
+        a = torch.cumsum(torch.cat([start, v[..., :-1]], dim=2), dim=2, dtype=torch.float64)
+        if self.rho is not None:
+            a = a * self.rho.to(a.dtype)  # rho_i per position, the last axis
+        h = _ACTIVATIONS[self.activation_name](a).to(self.W.dtype)  # (B, H, D)
+        h_col = h.transpose(1, 2)[:, self.positions[member]].contiguous()  # (B, D, H), columns
         return self.outputs(h_col)
 
 
