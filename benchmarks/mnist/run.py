@@ -1,5 +1,7 @@
-"""Binarized MNIST: test NLL (nats) of NADE, MADE and order-agnostic NADE, with wall times,
-and the speed of NADE's incremental sampler against the generic one-position loop.
+"""Binarized MNIST: test NLL (nats) of NADE, MADE and order-agnostic NADE, with wall times.
+
+(The speed of NADE's incremental sampler against the generic loop is in
+``benchmarks/nade/run.py``.)
 
 Published (test NLL, nats): NADE 500 hidden 88.86 (Larochelle & Murray 2011); MADE 1 hidden
 layer 32 masks 88.04, 2 layers 86.64 (Germain et al. 2015); EoNADE 2 hidden layers, 128
@@ -9,14 +11,17 @@ Usage::
 
     python benchmarks/mnist/run.py --quick     # train subset, few epochs, test subset (CPU)
     python benchmarks/mnist/run.py             # the full run (needs a GPU: see the results)
+    python benchmarks/mnist/run.py --models MADE --max-iter 50   # one model, bounded epochs
 
-Writes ``benchmarks/results/mnist.md`` and ``benchmarks/results/mnist.png``. Nothing is
-downloaded: the data ship with skar (:func:`skar.datasets.load_binarized_mnist`).
+Writes ``benchmarks/results/mnist.md`` and ``mnist.png`` (``mnist_quick.*`` with
+``--quick``). Nothing is downloaded: the data ship with skar
+(:func:`skar.datasets.load_binarized_mnist`).
 """
 
 from __future__ import annotations
 
 import argparse
+import platform
 import sys
 import time
 from pathlib import Path
@@ -25,7 +30,7 @@ import matplotlib
 import torch
 
 from skar import ARTransformerDensity, MADEDensity, NADEDensity
-from skar.base import sample_plain
+from skar.base import resolve_device
 from skar.datasets import BINARIZED_MNIST_PUBLISHED, load_binarized_mnist
 
 matplotlib.use("Agg")
@@ -34,11 +39,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
-def models(quick: bool, device: str) -> list[tuple[str, object, str]]:
+def models(quick: bool, device: str, max_iter: int | None) -> list[tuple[str, object, str]]:
     """(name, estimator, published key); the quick mode keeps the sizes but trains briefly,
     except the order-agnostic MLP, whose exact scoring costs 784 passes per ordering."""
+    epochs = max_iter or (3 if quick else 500)
     common = dict(batch_size=100, device=device, random_state=0,
-                  max_iter=3 if quick else 500, early_stopping=not quick, n_iter_no_change=10)
+                  max_iter=epochs, early_stopping=not quick, n_iter_no_change=10)
     oa_hidden = (256, 256) if quick else (500, 500)
     return [
         ("NADE, 500 hidden", NADEDensity(hidden_layer_sizes=(500,), learning_rate_init=5e-3,
@@ -61,18 +67,21 @@ def main() -> None:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--n-train", type=int, help="training rows (default 2000 quick, 50000 full)")
     p.add_argument("--n-test", type=int, help="test rows (default 500 quick, 10000 full)")
-    p.add_argument("--sample-rows", type=int, help="rows for the sampler timing")
+    p.add_argument("--max-iter", type=int, help="epochs (default 3 quick, 500 full)")
+    p.add_argument("--models", nargs="+", help="only the models whose name contains one of these")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="auto")
+    p.add_argument("--out", help="results file stem (default mnist_quick or mnist)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     n_train = args.n_train or (2000 if args.quick else 50_000)
     n_test = args.n_test or (500 if args.quick else 10_000)
-    n_sample = args.sample_rows or (20 if args.quick else 1000)
     X = load_binarized_mnist(split="train")[:n_train]
     X_test = load_binarized_mnist(split="test")[:n_test]
-    rows, nade = [], None
-    for name, est, pub in models(args.quick, args.device):
+    rows = []
+    for name, est, pub in models(args.quick, args.device, args.max_iter):
+        if args.models and not any(m in name for m in args.models):
+            continue
         t0 = time.perf_counter()
         est.fit(X)
         t_fit = time.perf_counter() - t0
@@ -82,36 +91,22 @@ def main() -> None:
         rows.append((name, nll, BINARIZED_MNIST_PUBLISHED.get(pub), est.n_iter_, t_fit, t_score))
         print(f"{name:45s} NLL {nll:8.2f}  fit {t_fit:7.0f} s  score {t_score:6.0f} s",
               flush=True)
-        if nade is None:
-            nade = est
-
-    # Sampling speed: the incremental O(DH) sampler against D full passes, same generator.
-    module = nade.net_.module_
-    with torch.no_grad():
-        t0 = time.perf_counter()
-        fast = nade._sample_encoded(n_sample, torch.Generator().manual_seed(0))
-        t_fast = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        plain = sample_plain(module, n_sample, torch.Generator().manual_seed(0))
-        t_plain = time.perf_counter() - t0
-    same = bool(torch.equal(fast, plain))
 
     command = "python benchmarks/mnist/run.py " + " ".join(sys.argv[1:])
     md = [f"Command: `{command.strip()}`  ",
-          f"Train rows: {len(X)} of 50000; test rows: {len(X_test)} of 10000; "
-          f"torch threads: {args.threads}.", "",
+          f"Machine: {platform.machine()}, torch {torch.__version__}, device "
+          f"{resolve_device(args.device)}, torch threads: {args.threads}.  ",
+          f"Train rows: {len(X)} of 50000; test rows: {len(X_test)} of 10000.", "",
           "| model | test NLL (nats) | published | epochs | fit (s) | score (s) |",
           "|---|---|---|---|---|---|"]
     for name, nll, pub, ep, tf, ts in rows:
         md.append(f"| {name} | {nll:.2f} | {pub if pub is not None else '—'} | {ep} | "
                   f"{tf:.0f} | {ts:.0f} |")
-    md += ["", f"Sampling {n_sample} rows at D=784 from the NADE: incremental sampler "
-           f"{t_fast:.2f} s, generic loop {t_plain:.2f} s, ratio {t_plain / t_fast:.0f}x; "
-           f"identical draws: {same}."]
     text = "\n".join(md)
     print(text)
+    out = args.out or ("mnist_quick" if args.quick else "mnist")
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "mnist.md").write_text("# Binarized MNIST\n\n" + text + "\n")
+    (RESULTS / f"{out}.md").write_text("# Binarized MNIST\n\n" + text + "\n")
     fig, ax = plt.subplots(figsize=(7, 3))
     ax.barh([r[0] for r in rows], [r[1] for r in rows], color="tab:blue", label="skar")
     pubs = [(i, r[2]) for i, r in enumerate(rows) if r[2] is not None]
@@ -120,7 +115,7 @@ def main() -> None:
     ax.set_xlabel("test NLL (nats, lower is better)")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(RESULTS / "mnist.png", dpi=110)
+    fig.savefig(RESULTS / f"{out}.png", dpi=110)
 
 
 if __name__ == "__main__":
