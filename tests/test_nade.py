@@ -336,6 +336,23 @@ def test_consistency_rnade_on_a_2d_gaussian_mixture_within_005_nats():
     assert -0.02 < model_nll - true_nll < 0.05, (model_nll, true_nll)
 
 
+def test_consistency_rnade_mol_on_a_laplace_chain_within_005_nats():
+    """x1 ~ Laplace(0, 1), x2 | x1 ~ Laplace(0.8 x1, 0.5): the entropy is exactly
+    (1 + log 2) + (1 + log 1) nats, the sum of the two Laplace entropies 1 + log 2b."""
+    rng = np.random.RandomState(0)
+
+    def draw(n):
+        x1 = rng.laplace(0.0, 1.0, n)
+        return np.column_stack([x1, 0.8 * x1 + rng.laplace(0.0, 0.5, n)])
+
+    entropy = (1 + np.log(2.0)) + (1 + np.log(1.0))
+    est = RNADEDensity(hidden_layer_sizes=(32,), n_components=3, component="laplace",
+                       max_iter=40, batch_size=256, learning_rate_init=3e-3,
+                       random_state=0).fit(draw(10_000))
+    model_nll = -est.score_samples(draw(40_000)).mean()
+    assert -0.02 < model_nll - entropy < 0.05, (model_nll, entropy)
+
+
 def test_consistency_nade_on_a_binary_bayes_net_within_005_nats():
     def cond(x):
         p = [0.3, 0.8 if x[0] else 0.1, 0.35 + 0.5 * x[0], 0.9 if x[1] else 0.25,
