@@ -97,9 +97,10 @@ class AutoregressiveNetwork(nn.Module):
         """The member to train on for the next minibatch (one per minibatch)."""
         return 0
 
-    # Optional: ``init_marginals(theta0)`` sets the output layer so that every conditional
-    # starts as its column's marginal, ``theta0`` in the layout of ColumnConditionals (used
-    # by estimators with ``init_params="marginals"``).
+    # Optional: ``init_marginals(theta0, independent)`` sets the output biases to ``theta0``
+    # (the columns' marginals, in the layout of ColumnConditionals) and zeroes the output
+    # weights of the parameters flagged in the boolean ``independent`` (used by estimators
+    # with ``init_params="marginals"``).
     #
     # Optional: ``training_log_prob(x, conditionals) -> Tensor of shape (B,)``. When a network
     # defines it, :class:`DensityModule` trains on it instead of the chain rule of one drawn
@@ -332,13 +333,25 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
 
         ``Z`` and ``sample_weight`` are the encoded rows that training will use, without the
         rows held out for early stopping. Called inside the seeded block, after
-        :meth:`_build_network`. An estimator whose ``init_params`` is ``"marginals"`` starts
-        its network (which then defines ``init_marginals``) at the product of the columns'
-        fitted marginals, :meth:`skar.distributions.ColumnConditionals.marginal_params`;
-        otherwise the random initialisation stays.
+        :meth:`_build_network`.
+
+        An estimator whose ``init_params`` is ``"marginals"`` (its network then defines
+        ``init_marginals``) sets the output biases to every column's fitted marginal,
+        :meth:`skar.distributions.ColumnConditionals.marginal_params`. The output weights of
+        continuous columns start at zero, so their conditionals start as their marginals: a
+        mixture component on a repeated value is only worth having within its width
+        (``min_scale``) of the value, and the random weights would move it by O(1). Discrete
+        columns keep their random output weights: a logit bears that perturbation, and the
+        hidden layer then gets gradients from the first step (binarized MNIST, NADE, 3 epochs
+        on 2,000 rows: 155.2 nats so, 203.6 with those weights zeroed as well, 173.4 from the
+        random start). Otherwise the random initialisation stays.
         """
         if getattr(self, "init_params", "random") == "marginals":
-            network.init_marginals(conditionals.marginal_params(Z, sample_weight, seed))
+            theta0 = conditionals.marginal_params(Z, sample_weight, seed)
+            independent = torch.as_tensor([f.kind == "continuous"
+                                           for f in conditionals.families
+                                           for _ in range(f.n_params)], dtype=torch.bool)
+            network.init_marginals(theta0, independent)
 
     def _make_schema(self, X: Any) -> TabularSchema:
         """Learn the column schema of the training data (override for images or sequences,

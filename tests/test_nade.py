@@ -227,20 +227,48 @@ def test_order_agnostic_objective_is_an_unbiased_estimate_of_the_mean_over_order
 # ---------------------------------------------------------------- starting at the marginals
 @pytest.mark.parametrize("params", [dict(hidden_layer_sizes=(8,)), dict(**DEEP)],
                          ids=["nade", "deep"])
-def test_marginal_init_starts_at_the_product_of_the_training_rows_frequencies(binary10, params):
-    """With a learning rate of 1e-12 the fitted model is its starting point: the product of
-    Bernoulli marginals whose p_d = (ones + 1/2) / (n + 1) on the rows skorch trains on (the
-    rows held out for early stopping are not used)."""
+def test_marginal_init_sets_the_training_rows_log_odds_as_output_biases(binary10, params):
+    """With a learning rate of 1e-12 the fitted model is its starting point: the output bias
+    of column d is the log-odds of p_d = (ones + 1/2) / (n + 1) on the rows skorch trains on
+    (not on the rows held out for early stopping); a binary column keeps random output
+    weights."""
     est = NADEDensity(**params, max_iter=1, learning_rate_init=1e-12, random_state=0)
     est.fit(binary10)
     train, _ = est.net_.get_split_datasets({"x": est.schema_.encode(binary10)})
     rows = binary10[np.asarray(train.indices)]
     p = (rows.sum(0) + 0.5) / (len(rows) + 1.0)
-    X = all_binary_rows(10)
-    expected = (X * np.log(p) + (1 - X) * np.log1p(-p)).sum(1)
-    np.testing.assert_allclose(est.score_samples(X), expected, rtol=1e-5, atol=1e-5)
+    net = est.net_.module_.network
+    out = net.outputs if params.get("order_agnostic") is None else net.output
+    bias = out.bias.detach().double().numpy().reshape(10, -1)[:, 0]
+    np.testing.assert_allclose(bias, np.log(p / (1 - p)), rtol=1e-5, atol=1e-6)
+    assert (out.weight.detach().abs().sum(-1) > 0).all()
     other = (binary10.sum(0) + 0.5) / (len(binary10) + 1.0)  # all rows: would differ
     assert np.abs(np.log(p) - np.log(other)).max() > 1e-4
+
+
+@pytest.mark.parametrize("params", [dict(hidden_layer_sizes=(8,)), dict(**DEEP)],
+                         ids=["rnade", "deep"])
+def test_marginal_init_starts_continuous_columns_at_their_marginals(params):
+    """Before training, each continuous column's conditional is its marginal: its score does
+    not change when the other columns of the row are replaced, and it equals the 1-D
+    mixture fitted to that column's training values alone."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(400, 3)) @ np.array([[1.0, 0.7, 0.2], [0, 0.7, 0.5], [0, 0, 0.6]])
+    est = RNADEDensity(**params, n_components=3, max_iter=1, learning_rate_init=1e-12,
+                       random_state=0).fit(X)
+    per = est.score_samples_per_feature(X)
+    shuffled = X.copy()
+    shuffled[:, 1:] = rng.permutation(shuffled[:, 1:])  # new partners for column 0
+    np.testing.assert_allclose(est.score_samples_per_feature(shuffled)[:, 0], per[:, 0],
+                               rtol=1e-5, atol=1e-5)
+    train, _ = est.net_.get_split_datasets({"x": est.schema_.encode(X)})
+    z = est.schema_.encode(X)[np.asarray(train.indices), 2]
+    fam = Mixture(3)
+    theta = torch.as_tensor(fam.marginal_params(z, np.ones_like(z), 0))[None]
+    z_all = torch.as_tensor(est.schema_.encode(X)[:, 2:3].astype(np.float64))
+    marginal = fam.log_prob(theta, z_all).squeeze(1).numpy()
+    marginal += est.schema_.log_jacobian_per_feature[2]
+    np.testing.assert_allclose(per[:, 2], marginal, rtol=1e-4, atol=1e-4)
 
 
 def test_marginal_init_keeps_a_repeated_value_that_a_random_start_misses():

@@ -179,15 +179,13 @@ class NADE(AutoregressiveNetwork):
         self._member_rng = np.random.default_rng(rng.integers(2**63 - 1))
 
     @torch.no_grad()
-    def init_marginals(self, theta0: Tensor) -> None:
-        """Start at the product of the marginals: output biases ``theta0``, output weights 0.
-
-        Every conditional then ignores ``h`` and equals its column's fitted marginal until the
-        first update; the output weights get gradients at once (``h`` is not zero), and ``W``
-        from the second step on.
-        """
+    def init_marginals(self, theta0: Tensor, independent: Tensor) -> None:
+        """Set the output biases to ``theta0`` and zero the output weights of the parameters
+        flagged ``independent`` (see :meth:`skar.base.BaseAutoregressiveDensity.
+        _initialize_network`); both are in the flat layout of the conditionals."""
         out = self.outputs
-        out.weight.zero_()
+        rows = out.flat_index[independent.to(out.flat_index.device)]
+        out.weight.view(-1, out.weight.shape[-1])[rows] = 0.0
         out.bias.view(-1)[out.flat_index] = theta0.to(out.bias)
 
     def draw_member(self) -> int:
@@ -367,9 +365,10 @@ class OrderAgnosticNADE(AutoregressiveNetwork):
         return self.orderings[member]
 
     @torch.no_grad()
-    def init_marginals(self, theta0: Tensor) -> None:
-        """Start at the product of the marginals: output bias ``theta0``, output weights 0."""
-        self.output.weight.zero_()
+    def init_marginals(self, theta0: Tensor, independent: Tensor) -> None:
+        """Set the output bias to ``theta0`` and zero the output weights of the parameters
+        flagged ``independent``."""
+        self.output.weight[independent.to(self.output.weight.device)] = 0.0
         self.output.bias.copy_(theta0.to(self.output.bias))
 
     def masked_params(self, u: Tensor, mask: Tensor) -> Tensor:
@@ -597,12 +596,13 @@ class NADEDensity(_NADEBase):
         Starting point of training (named as in :class:`sklearn.mixture.GaussianMixture`).
         "marginals" fits each column's family to that column alone (frequencies for binary
         and categorical columns, a one-dimensional mixture by EM for continuous ones) on the
-        training rows, and starts the network there with zero output weights: training
-        begins at the product of the marginals. A mixture then starts with narrow components
-        on values that repeat (rounded or clipped measurements), which gradient steps from a
-        random start seldom reach; keep ``learning_rate_init`` small enough (1e-4 to 3e-4) for
-        Adam's steps not to shake such components off their values. "random" keeps the
-        random initialisation.
+        training rows and makes those the output biases; a continuous column's output weights
+        start at zero, so its conditional starts as its marginal. A mixture then starts with
+        narrow components on values that repeat (rounded or clipped measurements), which
+        gradient steps from a random start seldom reach; keep ``learning_rate_init`` small
+        enough (1e-4 to 3e-4) for Adam's steps not to shake such components off their
+        values. Discrete columns keep random output weights. "random" keeps the random
+        initialisation.
     """ + _COMMON_DOC + """
     See Also
     --------
@@ -721,12 +721,13 @@ class RNADEDensity(_NADEBase):
         Starting point of training (named as in :class:`sklearn.mixture.GaussianMixture`).
         "marginals" fits each column's family to that column alone (frequencies for binary
         and categorical columns, a one-dimensional mixture by EM for continuous ones) on the
-        training rows, and starts the network there with zero output weights: training
-        begins at the product of the marginals. A mixture then starts with narrow components
-        on values that repeat (rounded or clipped measurements), which gradient steps from a
-        random start seldom reach; keep ``learning_rate_init`` small enough (1e-4 to 3e-4) for
-        Adam's steps not to shake such components off their values. "random" keeps the
-        random initialisation.
+        training rows and makes those the output biases; a continuous column's output weights
+        start at zero, so its conditional starts as its marginal. A mixture then starts with
+        narrow components on values that repeat (rounded or clipped measurements), which
+        gradient steps from a random start seldom reach; keep ``learning_rate_init`` small
+        enough (1e-4 to 3e-4) for Adam's steps not to shake such components off their
+        values. Discrete columns keep random output weights. "random" keeps the random
+        initialisation.
     """ + _COMMON_DOC + """
     See Also
     --------
