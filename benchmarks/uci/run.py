@@ -22,6 +22,7 @@ Usage::
     python benchmarks/uci/run.py --jobs 2              # full protocol, all five data sets
     python benchmarks/uci/run.py --quick               # 2 folds, red wine + Boston, short runs
     python benchmarks/uci/run.py --datasets red_wine boston --folds 3
+    python benchmarks/uci/run.py --table-only          # tabulate the cells run so far
 
 Writes ``benchmarks/results/<out>.md`` and ``<out>.png`` (default ``uci``). Nothing is
 downloaded. To add a model, append one :class:`Entry` to :func:`model_entries`.
@@ -199,14 +200,15 @@ def _cell(ds: str, entry: Entry, fold: int, quick: bool, threads: int) -> dict[s
 
 
 def run(datasets: list[str], n_folds: int, quick: bool, models: list[str] | None,
-        cells_path: Path, jobs: int, threads: int) -> list[dict[str, Any]]:
+        cells_path: Path, jobs: int, threads: int,
+        table_only: bool = False) -> list[dict[str, Any]]:
     entries = [e for e in model_entries() if models is None or e.name in models]
     done: list[dict[str, Any]] = []
     if cells_path.exists():
         done = [json.loads(line) for line in cells_path.read_text().splitlines() if line]
     have = {(c["dataset"], c["model"], c["fold"]) for c in done}
     todo = [(ds, e, f) for ds in datasets for e in entries for f in range(n_folds)
-            if (ds, e.name, f) not in have]
+            if (ds, e.name, f) not in have and not table_only]
     print(f"{len(have)} cells found in {cells_path.name}, {len(todo)} to run", flush=True)
     tasks = (delayed(_cell)(ds, e, f, quick, threads) for ds, e, f in todo)
     with cells_path.open("a") as sink:
@@ -295,6 +297,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads per job")
     p.add_argument("--out", default=None, help="results file stem in benchmarks/results/")
     p.add_argument("--fresh", action="store_true", help="ignore the cells of an earlier run")
+    p.add_argument("--table-only", action="store_true",
+                   help="run nothing: tabulate the cells already there (a partial row says "
+                        "how many folds it holds)")
     args = p.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     torch.set_num_threads(args.threads)
@@ -307,7 +312,7 @@ def main() -> None:
         cells_path.unlink()
     command = ("python benchmarks/uci/run.py " + " ".join(sys.argv[1:])).strip()
     cells = run(datasets, n_folds, args.quick, args.models, cells_path, args.jobs,
-                args.threads)
+                args.threads, args.table_only)
     md = table(cells, datasets, n_folds, command)
     print(md)
     (RESULTS / f"{out}.md").write_text("# RNADE UCI benchmark\n\n" + md + "\n")
