@@ -24,6 +24,7 @@ Writes ``benchmarks/results/nade.md``. Weights are random: neither cost depends 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -84,7 +85,8 @@ def main() -> None:
     n_generic = sum(all_chunks[:n_chunks])
     lines = ["Command: `" + ("python benchmarks/nade/run.py " + " ".join(sys.argv[1:])).strip()
              + "`  ", f"Machine: {platform.machine()}, torch {torch.__version__}, "
-             f"{args.threads} torch thread(s).", "",
+             f"{args.threads} torch thread(s); 1-minute load average at the start "
+             f"{os.getloadavg()[0]:.1f} (above 0 means other work shared the cores).", "",
              "#### Training pass (forward + backward), batch of 100 rows", "",
              "| shape | float64 exact pass (ms/row) | float32 training pass (ms/row) | speed-up |",
              "|---|---:|---:|---:|"]

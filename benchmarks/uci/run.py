@@ -182,7 +182,8 @@ def model_entries() -> list[Entry]:
     ]
 
 
-def _cell(ds: str, entry: Entry, fold: int, quick: bool, threads: int) -> dict[str, Any]:
+def _cell(ds: str, entry: Entry, fold: int, quick: bool, threads: int,
+          command: str = "") -> dict[str, Any]:
     """Fit one model on one training fold and score its test fold."""
     torch.set_num_threads(threads)
     X = np.asarray(load_rnade_uci(ds), dtype=np.float64)
@@ -196,12 +197,13 @@ def _cell(ds: str, entry: Entry, fold: int, quick: bool, threads: int) -> dict[s
     return {"dataset": ds, "model": entry.name, "fold": fold, "test_ll": test_ll,
             "valid_ll": getattr(model, "valid_ll_", None),
             "params": getattr(model, "best_params_", None),
-            "seconds": time.perf_counter() - t0}
+            "seconds": time.perf_counter() - t0, "command": command,
+            "load_average": os.getloadavg()[0]}
 
 
 def run(datasets: list[str], n_folds: int, quick: bool, models: list[str] | None,
         cells_path: Path, jobs: int, threads: int,
-        table_only: bool = False) -> list[dict[str, Any]]:
+        table_only: bool = False, command: str = "") -> list[dict[str, Any]]:
     entries = [e for e in model_entries() if models is None or e.name in models]
     done: list[dict[str, Any]] = []
     if cells_path.exists():
@@ -210,7 +212,7 @@ def run(datasets: list[str], n_folds: int, quick: bool, models: list[str] | None
     todo = [(ds, e, f) for ds in datasets for e in entries for f in range(n_folds)
             if (ds, e.name, f) not in have and not table_only]
     print(f"{len(have)} cells found in {cells_path.name}, {len(todo)} to run", flush=True)
-    tasks = (delayed(_cell)(ds, e, f, quick, threads) for ds, e, f in todo)
+    tasks = (delayed(_cell)(ds, e, f, quick, threads, command) for ds, e, f in todo)
     with cells_path.open("a") as sink:
         for cell in Parallel(n_jobs=jobs, return_as="generator_unordered")(tasks):
             sink.write(json.dumps(cell) + "\n")
@@ -233,7 +235,11 @@ def table(cells: list[dict[str, Any]], datasets: list[str], n_folds: int,
         return np.array([c["test_ll"] for c in sorted(cells, key=lambda c: c["fold"])
                          if c["dataset"] == ds and c["model"] == name])
 
+    # Each cell records the run that made it, so a table of cached cells says where its
+    # numbers came from (cells from before this was recorded say nothing).
+    made_by = sorted({c["command"] for c in cells if c.get("command")})
     lines = [f"Command: `{command}`  ",
+             *([f"Cells made by: {', '.join(f'`{m}`' for m in made_by)}.  "] if made_by else []),
              f"Machine: {platform.machine()}, torch {torch.__version__}, scikit-learn "
              f"{sklearn.__version__}, Python {platform.python_version()}.  ",
              f"Folds: {n_folds} of 10 (90/10); mean test log-likelihood per datapoint on "
@@ -312,7 +318,7 @@ def main() -> None:
         cells_path.unlink()
     command = ("python benchmarks/uci/run.py " + " ".join(sys.argv[1:])).strip()
     cells = run(datasets, n_folds, args.quick, args.models, cells_path, args.jobs,
-                args.threads, args.table_only)
+                args.threads, args.table_only, command)
     md = table(cells, datasets, n_folds, command)
     print(md)
     (RESULTS / f"{out}.md").write_text("# RNADE UCI benchmark\n\n" + md + "\n")
