@@ -45,10 +45,11 @@ def _slices(output_sizes):
 @pytest.mark.parametrize("mode", ["train", "eval"])
 @pytest.mark.parametrize("rescale", [False, True])
 @pytest.mark.parametrize("order", ["natural", "random"])
+@pytest.mark.parametrize("activation", ["logistic", "relu"])
 def test_nade_jacobian_of_later_positions_is_exactly_zero_for_every_ordering(rescale, order,
-                                                                             mode):
+                                                                             mode, activation):
     net = NADE(INPUT_SIZES, KINDS, OUTPUT_SIZES, n_hidden=7, n_orderings=4, order=order,
-               rescale=rescale, seed=3).train(mode == "train")
+               rescale=rescale, activation=activation, seed=3).train(mode == "train")
     for k in range(4):
         assert_autoregressive(
             lambda u, k=k: net.forward_units(u, k), net.inputs.n_units,
@@ -56,11 +57,12 @@ def test_nade_jacobian_of_later_positions_is_exactly_zero_for_every_ordering(res
         )
 
 
-def test_training_pass_and_exact_pass_compute_the_same_function():
+@pytest.mark.parametrize("activation", ["logistic", "relu", "tanh"])
+def test_training_pass_and_exact_pass_compute_the_same_function(activation):
     """The position-major float32 training pass and the float64-accumulated evaluation pass
     agree to float32 rounding, for every ordering, with categorical and continuous columns."""
     net = NADE(INPUT_SIZES, KINDS, OUTPUT_SIZES, n_hidden=16, n_orderings=5, order="random",
-               rescale=True, seed=0)
+               rescale=True, activation=activation, seed=0)
     with torch.no_grad():
         net.rho.uniform_(0.5, 2.0)
     g = torch.Generator().manual_seed(0)
@@ -175,12 +177,15 @@ def test_tiny_nade_matches_a_plain_numpy_loop_over_positions(binary10):
     np.testing.assert_allclose(est.score_samples(X), ref, rtol=1e-5, atol=1e-5)
 
 
-def test_tiny_rnade_matches_a_plain_numpy_loop_over_positions():
-    """RNADE-MoG: h_i = sigmoid(rho_i a_i), mixture of Gaussians from V_d h_i + b_d, scipy's
+@pytest.mark.parametrize("activation", ["logistic", "relu"])
+def test_tiny_rnade_matches_a_plain_numpy_loop_over_positions(activation):
+    """RNADE-MoG: h_i = act(rho_i a_i), mixture of Gaussians from V_d h_i + b_d, scipy's
     normal pdf, in user units (the standardisation's Jacobian included)."""
+    act = _sigmoid if activation == "logistic" else (lambda a: np.maximum(a, 0.0))
     rng = np.random.RandomState(0)
     X = rng.normal(size=(200, 3)) * [1.0, 3.0, 0.5] + [0.0, 2.0, -1.0]
-    est = RNADEDensity(hidden_layer_sizes=(4,), n_components=2, order=[2, 0, 1], **FAST).fit(X)
+    est = RNADEDensity(hidden_layer_sizes=(4,), n_components=2, order=[2, 0, 1],
+                       activation=activation, **FAST).fit(X)
     net = est.net_.module_.network
     with torch.no_grad():  # make rho visibly different from 1
         net.rho.copy_(torch.tensor([0.5, 1.5, 2.0]))
@@ -193,7 +198,7 @@ def test_tiny_rnade_matches_a_plain_numpy_loop_over_positions():
         z = (x - mean) / scale
         a = c.copy()
         for i, d in enumerate(net.ordering(0).tolist()):
-            theta = V[d] @ _sigmoid(rho[i] * a) + b[d]
+            theta = V[d] @ act(rho[i] * a) + b[d]
             logits, mu, raw = theta[:2], theta[2:4], theta[4:6]
             s = 1e-3 + np.log1p(np.exp(raw))
             w = np.exp(logits) / np.exp(logits).sum()
