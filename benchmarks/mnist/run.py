@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -92,7 +93,7 @@ def main() -> None:
         print(f"{name:45s} NLL {nll:8.2f}  fit {t_fit:7.0f} s  score {t_score:6.0f} s",
               flush=True)
 
-    command = "python benchmarks/mnist/run.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/mnist/run.py " + shlex.join(sys.argv[1:])
     md = [f"Command: `{command.strip()}`  ",
           f"Machine: {platform.machine()}, torch {torch.__version__}, device "
           f"{resolve_device(args.device)}, torch threads: {args.threads}.  ",

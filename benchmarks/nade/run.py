@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -83,7 +84,7 @@ def main() -> None:
     if args.generic_rows:
         n_chunks = min(n_chunks, max(1, -(-args.generic_rows // 100)))
     n_generic = sum(all_chunks[:n_chunks])
-    lines = ["Command: `" + ("python benchmarks/nade/run.py " + " ".join(sys.argv[1:])).strip()
+    lines = ["Command: `" + ("python benchmarks/nade/run.py " + shlex.join(sys.argv[1:])).strip()
              + "`  ", f"Machine: {platform.machine()}, torch {torch.__version__}, "
              f"{args.threads} torch thread(s); 1-minute load average at the start "
              f"{os.getloadavg()[0]:.1f} (above 0 means other work shared the cores).", "",
