@@ -175,7 +175,7 @@ def model_entries() -> list[Entry]:
         Entry("EoRNADE MoG, ReLU (tied 300, 8 orderings)", lambda s, q, n: ValidationSelect(
             RNADEDensity(hidden_layer_sizes=(300,), n_components=10, activation="relu",
                          n_orderings=8, random_state=s, **_nn(q)), _lr_grid(q, n)),
-              "RNADE-MoG"),
+            "RNADE-MoG"),
         Entry("RNADE MoL (100, 10 comp.)", lambda s, q, n: ValidationSelect(RNADEDensity(
             hidden_layer_sizes=(100,), n_components=10, component="laplace", random_state=s,
             **_nn(q)), _lr_grid(q, n)), "RNADE-MoL"),
@@ -253,16 +253,13 @@ def table(cells: list[dict[str, Any]], datasets: list[str], n_folds: int,
     entries = [e for e in model_entries() if any(c["model"] == e.name for c in cells)]
     ds_list = [ds for ds in datasets if any(c["dataset"] == ds for c in cells)]
 
-    def lls(ds: str, name: str) -> np.ndarray:
-        return np.array([c["test_ll"] for c in sorted(cells, key=lambda c: c["fold"])
-                         if c["dataset"] == ds and c["model"] == name])
+    def of(ds: str, name: str) -> list[dict[str, Any]]:
+        """One model's cells on one data set, in fold order."""
+        return sorted((c for c in cells if c["dataset"] == ds and c["model"] == name),
+                      key=lambda c: c["fold"])
 
     # Each cell records the run that made it, so a table of cached cells says where its
-    # numbers came from (cells from before this was recorded say nothing).
-    def _fold_list(ds: str, name: str) -> str:
-        return ",".join(str(c["fold"]) for c in sorted(cells, key=lambda c: c["fold"])
-                        if c["dataset"] == ds and c["model"] == name)
-
+    # numbers came from (older cells are covered by EARLIER_RUNS).
     made_by = sorted({c["command"] for c in cells if c.get("command")})
     unrecorded = sum(not c.get("command") for c in cells)
     lines = [f"Command: `{command}`  ",
@@ -281,11 +278,12 @@ def table(cells: list[dict[str, Any]], datasets: list[str], n_folds: int,
     for e in entries:
         cells_row = []
         for ds in ds_list:
-            v = lls(ds, e.name)
+            row = of(ds, e.name)
+            v = np.array([c["test_ll"] for c in row])
             se = v.std(ddof=1) / np.sqrt(v.size) if v.size > 1 else float("nan")
             cell = f"{v.mean():.2f} ± {se:.2f}" if v.size else "—"
             if 0 < v.size < n_folds:
-                cell += f" ({v.size} folds: {_fold_list(ds, e.name)})"
+                cell += f" ({v.size} folds: {','.join(str(c['fold']) for c in row)})"
             pub = RNADE_UCI_PUBLISHED.get(ds, {}).get(e.published) if e.published else None
             if pub is not None and v.size:
                 cell += f" [{pub:.2f}]"
@@ -293,8 +291,8 @@ def table(cells: list[dict[str, Any]], datasets: list[str], n_folds: int,
         lines.append(f"| {e.name} | " + " | ".join(cells_row) + " |")
     lines += ["", "Wall time per model, all folds of one data set, one CPU thread per job (s): "
               + "; ".join(f"{ds}: " + ", ".join(
-                  f"{e.name.split(' (')[0]} {sum(c['seconds'] for c in cells if c['dataset'] == ds and c['model'] == e.name):.0f}"  # noqa: E501
-                  for e in entries if lls(ds, e.name).size) for ds in ds_list)]
+                  f"{e.name.split(' (')[0]} {sum(c['seconds'] for c in of(ds, e.name)):.0f}"
+                  for e in entries if of(ds, e.name)) for ds in ds_list)]
     return "\n".join(lines)
 
 
