@@ -16,7 +16,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from skar import NADEDensity, RNADEDensity
 from skar.base import sample_plain
 from skar.distributions import Bernoulli, Categorical, ColumnConditionals, Mixture
-from skar.models.nade import NADE, OrderAgnosticNADE
+from skar.models import nade as nade_module
+from skar.models.nade import NADE, OrderAgnosticNADE, _TiedPass
 
 from .contract import (
     all_binary_rows,
@@ -41,13 +42,25 @@ def _slices(output_sizes):
     return list(zip(offsets[:-1], offsets[1:]))
 
 
+@pytest.fixture(params=["one", 1, 2], ids=["one-block", "blocks-of-1", "blocks-of-2"])
+def block(request, monkeypatch):
+    """Positions per block of NADE's training and evaluation passes. At the tests' sizes the
+    default is one block; blocks of 1 and of 2 (which does not divide D=5) exercise the
+    carries between blocks that the cache-sized blocks of a large model rely on."""
+    if request.param != "one":
+        monkeypatch.setattr(nade_module, "_training_block",
+                            lambda D, B, H, device: min(D, request.param))
+    return request.param
+
+
 # ---------------------------------------------------------------- autoregressive property
 @pytest.mark.parametrize("mode", ["train", "eval"])
 @pytest.mark.parametrize("rescale", [False, True])
 @pytest.mark.parametrize("order", ["natural", "random"])
 @pytest.mark.parametrize("activation", ["logistic", "relu"])
 def test_nade_jacobian_of_later_positions_is_exactly_zero_for_every_ordering(rescale, order,
-                                                                             mode, activation):
+                                                                             mode, activation,
+                                                                             block):
     net = NADE(INPUT_SIZES, KINDS, OUTPUT_SIZES, n_hidden=7, n_orderings=4, order=order,
                rescale=rescale, activation=activation, seed=3).train(mode == "train")
     for k in range(4):
@@ -58,7 +71,7 @@ def test_nade_jacobian_of_later_positions_is_exactly_zero_for_every_ordering(res
 
 
 @pytest.mark.parametrize("activation", ["logistic", "relu", "tanh"])
-def test_training_pass_and_exact_pass_compute_the_same_function(activation):
+def test_training_pass_and_exact_pass_compute_the_same_function(activation, block):
     """The position-major float32 training pass and the float64-accumulated evaluation pass
     agree to float32 rounding, for every ordering, with categorical and continuous columns."""
     net = NADE(INPUT_SIZES, KINDS, OUTPUT_SIZES, n_hidden=16, n_orderings=5, order="random",
@@ -75,6 +88,57 @@ def test_training_pass_and_exact_pass_compute_the_same_function(activation):
         fast = net.train()(x, k)
         exact = net.eval()(x, k)
         torch.testing.assert_close(fast, exact, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("rescale", [False, True])
+@pytest.mark.parametrize("activation", ["logistic", "relu", "tanh"])
+def test_training_pass_gradient_equals_autograd_through_the_exact_pass(activation, rescale,
+                                                                       block):
+    """The hand-written backward of the blocked training pass against autograd through the
+    plain ops of the evaluation pass, in float64, for the inputs and every parameter, with
+    categorical and continuous columns and every ordering of an ensemble."""
+    net = NADE(INPUT_SIZES, KINDS, OUTPUT_SIZES, n_hidden=6, n_orderings=3, order="random",
+               rescale=rescale, activation=activation, seed=1).double()
+    g = torch.Generator().manual_seed(0)
+    if rescale:
+        with torch.no_grad():
+            net.rho.copy_(torch.rand(len(KINDS), generator=g, dtype=torch.float64) + 0.5)
+    u = torch.randn(7, net.inputs.n_units, generator=g, dtype=torch.float64,
+                    requires_grad=True)
+    cotangent = torch.randn(7, sum(OUTPUT_SIZES), generator=g, dtype=torch.float64)
+    for k in range(3):
+        grads = {}
+        for mode in ("train", "eval"):
+            net.train(mode == "train").zero_grad()
+            u.grad = None
+            (net.forward_units(u, k) * cotangent).sum().backward()
+            grads[mode] = [u.grad] + [p.grad for p in net.parameters()]
+        assert all(t is not None for t in grads["train"])
+        for (name, _), fast, plain in zip([("u", u)] + list(net.named_parameters()),
+                                          grads["train"], grads["eval"]):
+            torch.testing.assert_close(fast, plain, rtol=1e-10, atol=1e-12, msg=name)
+
+
+@pytest.mark.parametrize("units", [1, 3])
+@pytest.mark.parametrize("rescale", [False, True])
+def test_tied_pass_backward_passes_gradcheck(units, rescale):
+    """Finite differences against the backward of the blocked pass, for blocks of 1, 3 (not
+    dividing D=7) and 7 positions, every activation, one or several units per position."""
+    g = torch.Generator().manual_seed(0)
+    D, B, H, K = 7, 3, 4, 2
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float64).requires_grad_()
+
+    x, W, c, V, b = rand(D, B, units), rand(D, units, H), rand(H), rand(D, K, H), rand(D, K)
+    rho = (torch.rand(D, generator=g, dtype=torch.float64) + 0.5).requires_grad_() \
+        if rescale else None
+    for activation in ("logistic", "relu", "tanh"):
+        for block in (1, 3, 7):
+            assert torch.autograd.gradcheck(
+                lambda x, W, c, V, b, *r, a=activation, k=block: _TiedPass.apply(
+                    x, W, c, r[0] if r else None, V, b, a, k),
+                (x, W, c, V, b) + ((rho,) if rescale else ()))
 
 
 def test_order_agnostic_jacobian_of_later_positions_is_exactly_zero_for_every_ordering():
@@ -314,7 +378,7 @@ def test_marginal_init_keeps_a_repeated_value_that_a_random_start_misses():
     ],
     ids=["nade", "nade-ensemble", "deep-ensemble", "rnade-ensemble", "rnade-mol", "deep-rnade"],
 )
-def test_fast_sampler_draws_exactly_what_the_plain_loop_draws(make):
+def test_fast_sampler_draws_exactly_what_the_plain_loop_draws(make, block):
     rng = np.random.RandomState(0)
     df = pd.DataFrame({"b": rng.rand(300) < 0.4, "c": rng.choice(list("xyz"), 300),
                        "v": rng.normal(size=300), "w": rng.normal(size=300)})

@@ -1,20 +1,23 @@
 """NADE's costs, side by side in one run: the training pass and the sampler.
 
-1. Training pass (forward + backward, per row): the position-major float32 pass that training
-   runs (``NADE._forward_train``) against the float64-accumulated pass (``_forward_exact``),
-   which is the pass training ran before and the one scoring and the generic sampler run, at
-   the shapes of a UCI table (RNADE, D=11, H=100, 10 Gaussian components) and of binarized
-   MNIST (NADE, D=784, H=500).
+1. The passes, per row, at the shapes of a UCI table (RNADE, D=11, H=100, 10 Gaussian
+   components) and of binarized MNIST (NADE, D=784, H=500): the training pass (forward +
+   backward, float32) that training runs now (``NADE._forward_train``: cache-sized blocks of
+   positions with the gradient written out, ``_TiedPass``) against the one it ran before
+   (autograd through one cumulative sum over all positions, kept below as
+   ``unblocked_training_pass``); and the evaluation pass that scoring and the generic sampler
+   run (forward, float64 accumulation), blocked now (``NADE._forward_exact``) against the
+   full-tensor pass before (``unblocked_exact_pass``).
 2. Sampling at D=784, H=500: the incremental O(DH)-per-row sampler (``sample_nade``) against
    the generic loop (``skar.base.sample_plain``, one full pass per position), drawing the same
-   rows from the same generator, in chunks of 100 rows. The generic loop costs about 18 s a
+   rows from the same generator, in chunks of 100 rows. The generic loop costs seconds a
    row on one CPU thread, so ``--generic-rows`` lets it draw only the first chunks of the
    rows the incremental sampler draws; every chunk costs the same, and the table gives both
    the measured seconds and the ratio per row.
 
 Usage::
 
-    python benchmarks/nade/run.py            # 1,000 rows from both samplers (about 5 hours)
+    python benchmarks/nade/run.py            # 1,000 rows from both samplers (hours)
     python benchmarks/nade/run.py --sample-rows 1000 --generic-rows 100
     python benchmarks/nade/run.py --quick    # 20 sampled rows
 
@@ -24,6 +27,7 @@ Writes ``benchmarks/results/nade.md``. Weights are random: neither cost depends 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import shlex
@@ -35,7 +39,7 @@ import torch
 
 from skar.base import DensityModule, sample_plain
 from skar.distributions import Bernoulli, ColumnConditionals, Mixture
-from skar.models.nade import NADE, sample_nade
+from skar.models.nade import _ACTIVATIONS, NADE, sample_nade
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -47,11 +51,40 @@ def _module(D: int, H: int, families: list, rescale: bool) -> DensityModule:
     return DensityModule(net, cond)
 
 
-def time_training_pass(module: DensityModule, x: torch.Tensor, exact: bool,
-                       repeats: int) -> float:
+def unblocked_training_pass(net: NADE, u: torch.Tensor, member: int) -> torch.Tensor:
+    """The training pass before the blocked one (binary and continuous columns): autograd
+    through ``a = cumsum(v) - v + c`` over all positions at once, a (D, B, H) tensor at every
+    step."""
+    D = net.n_features
+    order, units = net.orderings[member], net.unit_orders[member]
+    v = u.T[units].unsqueeze(-1) * net.W.T[units].unsqueeze(1)  # (D, B, H)
+    a = torch.cumsum(v, dim=0).sub_(v).add_(net.c)
+    if net.rho is not None:
+        a = a * net.rho.view(D, 1, 1)
+    h = _ACTIVATIONS[net.activation_name](a)
+    out = net.outputs
+    theta = torch.baddbmm(out.bias[order].unsqueeze(1), h, out.weight[order].transpose(1, 2))
+    return out.flat(theta[net.positions[member]].transpose(0, 1))  # (B, D, K_max) -> flat
+
+
+def unblocked_exact_pass(net: NADE, u: torch.Tensor, member: int) -> torch.Tensor:
+    """The evaluation pass before the blocked one: one float64 cumulative sum over a
+    (B, H, D) tensor and the output layer over (B, D, K, H)."""
+    B = u.shape[0]
+    units = net.unit_orders[member]
+    v = u[:, units].unsqueeze(1) * net.W[:, units]  # (B, H, D)
+    start = net.c.view(1, -1, 1).expand(B, -1, 1)
+    a = torch.cumsum(torch.cat([start, v[..., :-1]], dim=2), dim=2, dtype=torch.float64)
+    if net.rho is not None:
+        a = a * net.rho.to(a.dtype)
+    h = _ACTIVATIONS[net.activation_name](a).to(net.W.dtype)  # (B, H, D), position order
+    theta = net.outputs(h.permute(2, 0, 1), net.orderings[member])  # (D, B, K_max)
+    return net.outputs.flat(theta[net.positions[member]].transpose(0, 1))
+
+
+def time_training_pass(module: DensityModule, x: torch.Tensor, fn, repeats: int) -> float:
     """Seconds per row of one forward + backward pass of the mean log-likelihood."""
     net = module.network.train()
-    fn = net._forward_exact if exact else net._forward_train
 
     def step() -> None:
         net.zero_grad()
@@ -62,6 +95,17 @@ def time_training_pass(module: DensityModule, x: torch.Tensor, exact: bool,
     t0 = time.perf_counter()
     for _ in range(repeats):
         step()
+    return (time.perf_counter() - t0) / repeats / x.shape[0]
+
+
+@torch.no_grad()
+def time_scoring_pass(module: DensityModule, x: torch.Tensor, fn, repeats: int) -> float:
+    """Seconds per row of the log-likelihood by the evaluation pass (no gradient)."""
+    net = module.network.eval()
+    module.conditionals.log_prob(fn(net.inputs(x), 0), x)  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        module.conditionals.log_prob(fn(net.inputs(x), 0), x)
     return (time.perf_counter() - t0) / repeats / x.shape[0]
 
 
@@ -88,9 +132,9 @@ def main() -> None:
              + "`  ", f"Machine: {platform.machine()}, torch {torch.__version__}, "
              f"{args.threads} torch thread(s); 1-minute load average at the start "
              f"{os.getloadavg()[0]:.1f} (above 0 means other work shared the cores).", "",
-             "#### Training pass (forward + backward), batch of 100 rows", "",
-             "| shape | float64 exact pass (ms/row) | float32 training pass (ms/row) | speed-up |",
-             "|---|---:|---:|---:|"]
+             "#### The passes, batch of 100 rows (ms/row)", "",
+             "| shape | pass | before: one (D, B, H) tensor | now: blocked | speed-up |",
+             "|---|---|---:|---:|---:|"]
     shapes = [("RNADE, red wine shape: D=11, H=100, 10 Gaussians", 11, 100,
                [Mixture(10)] * 11, True, 20),
               ("NADE, binarized MNIST shape: D=784, H=500", 784, 500, [Bernoulli()] * 784,
@@ -101,10 +145,20 @@ def main() -> None:
             x = (torch.rand(100, D) < 0.3).float()
         else:
             x = torch.randn(100, D)
-        slow = time_training_pass(module, x, True, repeats)
-        fast = time_training_pass(module, x, False, repeats)
-        lines.append(f"| {name} | {1e3 * slow:.3f} | {1e3 * fast:.3f} | {slow / fast:.1f}x |")
-        print(lines[-1], flush=True)
+        net = module.network
+        for label, timer, before, now in [
+            ("training (float32, forward + backward)", time_training_pass,
+             functools.partial(unblocked_training_pass, net), net._forward_train),
+            ("scoring (float64 accumulation, forward)", time_scoring_pass,
+             functools.partial(unblocked_exact_pass, net), net._forward_exact),
+        ]:
+            with torch.no_grad():  # the two passes compute the same function
+                u = net.inputs(x)
+                torch.testing.assert_close(before(u, 0), now(u, 0), rtol=1e-4, atol=1e-4)
+            slow, fast = timer(module, x, before, repeats), timer(module, x, now, repeats)
+            lines.append(f"| {name} | {label} | {1e3 * slow:.3f} | {1e3 * fast:.3f} | "
+                         f"{slow / fast:.1f}x |")
+            print(lines[-1], flush=True)
 
     module = _module(784, 500, [Bernoulli()] * 784, False).eval()
     with torch.no_grad():
@@ -134,7 +188,7 @@ def main() -> None:
     print(text)
     RESULTS.mkdir(exist_ok=True)
     name = "nade_quick.md" if args.quick else "nade.md"
-    (RESULTS / name).write_text("# NADE: training pass and sampling\n\n" + text + "\n")
+    (RESULTS / name).write_text("# NADE: the passes and sampling\n\n" + text + "\n")
 
 
 if __name__ == "__main__":
