@@ -10,14 +10,14 @@ orderings 85.10 (Uria et al. 2014).
 Usage::
 
     python benchmarks/mnist/run.py --quick     # train subset, few epochs, test subset (CPU)
-    python benchmarks/mnist/run.py             # the full run (needs a GPU: see the results)
+    python benchmarks/mnist/run.py             # 500 epochs, early stopping (a GPU run)
     python benchmarks/mnist/run.py --models MADE --max-iter 50   # one model, bounded epochs
     # all 50,000 training and 10,000 test rows, 20 epochs, on the CPU (about 1.5 hours):
     python benchmarks/mnist/run.py --models "NADE, 500 hidden" MADE --max-iter 20 --out mnist_cpu
 
 Writes ``benchmarks/results/mnist.md`` and ``mnist.png`` (``mnist_quick.*`` with
-``--quick``). Nothing is downloaded: the data ship with skar
-(:func:`skar.datasets.load_binarized_mnist`).
+``--quick``; the CPU run above, ``benchmarks/results/mnist_cpu.md``). Nothing is
+downloaded: the data ship with skar (:func:`skar.datasets.load_binarized_mnist`).
 """
 
 from __future__ import annotations
