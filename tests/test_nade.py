@@ -48,7 +48,7 @@ def block(request, monkeypatch):
     default is one block; blocks of 1 and of 2 (which does not divide D=5) exercise the
     carries between blocks that the cache-sized blocks of a large model rely on."""
     if request.param != "one":
-        monkeypatch.setattr(nade_module, "_training_block",
+        monkeypatch.setattr(nade_module, "_block_size",
                             lambda D, B, H, device: min(D, request.param))
     return request.param
 

@@ -56,7 +56,7 @@ def unblocked_training_pass(net: NADE, u: torch.Tensor, member: int) -> torch.Te
     through ``a = cumsum(v) - v + c`` over all positions at once, a (D, B, H) tensor at every
     step."""
     D = net.n_features
-    order, units = net.orderings[member], net.unit_orders[member]
+    order, units = net.orderings[member], net.unit_slots[member, :, 0]  # one unit each
     v = u.T[units].unsqueeze(-1) * net.W.T[units].unsqueeze(1)  # (D, B, H)
     a = torch.cumsum(v, dim=0).sub_(v).add_(net.c)
     if net.rho is not None:
@@ -71,7 +71,7 @@ def unblocked_exact_pass(net: NADE, u: torch.Tensor, member: int) -> torch.Tenso
     """The evaluation pass before the blocked one: one float64 cumulative sum over a
     (B, H, D) tensor and the output layer over (B, D, K, H)."""
     B = u.shape[0]
-    units = net.unit_orders[member]
+    units = net.unit_slots[member, :, 0]  # one unit per column
     v = u[:, units].unsqueeze(1) * net.W[:, units]  # (B, H, D)
     start = net.c.view(1, -1, 1).expand(B, -1, 1)
     a = torch.cumsum(torch.cat([start, v[..., :-1]], dim=2), dim=2, dtype=torch.float64)

@@ -119,11 +119,16 @@ _CPU_BLOCK_ELEMENTS = 2**18
 _ACCELERATOR_BLOCK_ELEMENTS = 2**22
 
 
-def _training_block(n_positions: int, n_rows: int, n_hidden: int, device: torch.device) -> int:
+def _block_size(n_positions: int, n_rows: int, n_hidden: int, device: torch.device) -> int:
     """Positions per block of the NADE passes (:class:`_TiedPass`, ``NADE._forward_exact``)
     for ``n_rows`` rows of ``n_hidden`` units on ``device``."""
     elements = _CPU_BLOCK_ELEMENTS if device.type == "cpu" else _ACCELERATOR_BLOCK_ELEMENTS
     return max(1, min(n_positions, elements // max(1, n_rows * n_hidden)))
+
+
+def _blocks(n_positions: int, block: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each block of ``block`` positions (the last may be shorter)."""
+    return [(p0, min(n_positions, p0 + block)) for p0 in range(0, n_positions, block)]
 
 
 def _act_derivative(h: Tensor, activation: str) -> Tensor:
@@ -187,11 +192,10 @@ class _TiedPass(torch.autograd.Function):
         H = W.shape[2]
         theta = x.new_empty(D, B, V.shape[1])  # (D, B, K)
         tri = torch.ones(block, block, dtype=x.dtype, device=x.device).tril_(-1)
-        starts = range(0, D, block)
-        carries = x.new_empty(len(starts), B, H)
+        blocks = _blocks(D, block)
+        carries = x.new_empty(len(blocks), B, H)
         carry = c.expand(B, H)
-        for n, p0 in enumerate(starts):
-            p1 = min(D, p0 + block)
+        for n, (p0, p1) in enumerate(blocks):
             carries[n] = carry
             a, v, h = _TiedPass._block_forward(x[p0:p1], W[p0:p1], carry, tri,
                                                None if rho is None else rho[p0:p1], activation)
@@ -200,7 +204,7 @@ class _TiedPass(torch.autograd.Function):
             torch.baddbmm(b[p0:p1].unsqueeze(1), h, V[p0:p1].transpose(1, 2),
                           out=theta[p0:p1])
         # One block (a small model): keep its a and h, there is nothing to gain by recomputing.
-        kept = (a, h) if len(starts) == 1 else ()
+        kept = (a, h) if len(blocks) == 1 else ()
         ctx.save_for_backward(x, W, rho, V, carries, tri, *kept)
         ctx.activation, ctx.block = activation, block
         return theta
@@ -217,8 +221,7 @@ class _TiedPass(torch.autograd.Function):
         grad_theta = grad_theta.contiguous()
         # g = sum of dL/da_i over the positions after the current block (B, H)
         g = carries.new_zeros(carries.shape[1:])
-        for n, p0 in reversed(list(enumerate(range(0, D, block)))):
-            p1 = min(D, p0 + block)
+        for n, (p0, p1) in reversed(list(enumerate(_blocks(D, block)))):
             k = p1 - p0
             rho_blk = None if rho is None else rho[p0:p1].view(k, 1, 1)
             if kept:
@@ -308,15 +311,6 @@ class NADE(AutoregressiveNetwork):
         positions = np.argsort(orderings, axis=1)  # positions[k, d] = place of column d
         self.register_buffer("orderings", torch.as_tensor(orderings))
         self.register_buffer("positions", torch.as_tensor(positions))
-        # Input units listed in each member's position order, and the position each such unit
-        # feeds (one position per column; a categorical column's units share it).
-        unit_orders = [np.concatenate([np.arange(self.unit_offsets[d], self.unit_offsets[d + 1])
-                                       for d in o]) for o in orderings]
-        unit_positions = [np.repeat(np.arange(D), np.asarray(input_sizes)[o]) for o in orderings]
-        self.register_buffer("unit_orders", torch.as_tensor(np.stack(unit_orders)),
-                             persistent=False)
-        self.register_buffer("unit_positions", torch.as_tensor(np.stack(unit_positions)),
-                             persistent=False)
         # Each position's input units, padded with the index n_units (a zero unit) to the
         # widest column: (n_orderings, D, U_max).
         width = max(self.input_sizes)
@@ -391,7 +385,7 @@ class NADE(AutoregressiveNetwork):
         B, H = u.shape[0], self.W.shape[0]
         order, out = self.orderings[member], self.outputs
         x, W = self._position_inputs(u, member)
-        block = _training_block(self.n_features, B, H, u.device)
+        block = _block_size(self.n_features, B, H, u.device)
         theta = _TiedPass.apply(x, W, self.c, self.rho, out.weight[order], out.bias[order],
                                 self.activation_name, block)  # (D, B, K_max), position order
         return out.flat(theta[self.positions[member]].transpose(0, 1))  # column order
@@ -408,11 +402,10 @@ class NADE(AutoregressiveNetwork):
         B, D, H = u.shape[0], self.n_features, self.W.shape[0]
         order, out = self.orderings[member], self.outputs
         x, W = self._position_inputs(u, member)
-        block = _training_block(D, B, H, u.device)
+        block = _block_size(D, B, H, u.device)
         carry = self.c.double().expand(B, H)
         thetas = []
-        for p0 in range(0, D, block):
-            p1 = min(D, p0 + block)
+        for p0, p1 in _blocks(D, block):
             # v_i = sum over position i's units of u * W (one nonzero for a one-hot column)
             v = (x[p0:p1].unsqueeze(-1) * W[p0:p1].unsqueeze(1)).sum(2)  # (k, B, H)
             a = torch.cumsum(torch.cat([carry.unsqueeze(0), v[:-1].double()]), dim=0)
