@@ -329,14 +329,18 @@ def _check_ids(arr: np.ndarray, where: str) -> np.ndarray:
     if arr.dtype.kind == "f":
         bad = ~np.isfinite(arr) | (arr != np.round(arr))
         if bad.any():
-            pos = np.argwhere(bad)[0]
-            raise ValueError(f"{where} at position {tuple(int(p) for p in pos)} holds "
-                             f"{arr[tuple(pos)]!r}; word ids must be whole numbers >= 0")
+            raise ValueError(f"{where}{_at(arr, bad)} holds {arr[bad][0].item()!r}; word ids "
+                             "must be whole numbers >= 0")
     if (arr < 0).any():
-        pos = np.argwhere(arr < 0)[0]
-        raise ValueError(f"{where} at position {tuple(int(p) for p in pos)} holds the "
-                         f"negative id {arr[tuple(pos)]!r}; word ids must be >= 0")
+        raise ValueError(f"{where}{_at(arr, arr < 0)} holds the negative id "
+                         f"{arr[arr < 0][0].item()!r}; word ids must be >= 0")
     return arr.astype(np.int64)
+
+
+def _at(arr: np.ndarray, bad: np.ndarray) -> str:
+    """Where the first offending entry is: ``" at position i"`` or ``" at row r, position i"``."""
+    pos = [int(p) for p in np.argwhere(bad)[0]]
+    return f" at position {pos[0]}" if len(pos) == 1 else f" at row {pos[0]}, position {pos[1]}"
 
 
 def _pad(docs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -380,7 +384,7 @@ def _documents(X: Any, pad_value: Any) -> tuple[np.ndarray, np.ndarray, bool]:
         if inner.any():
             r, c = np.argwhere(inner)[0]
             raise ValueError(
-                f"X row {r} has a word id ({X[r, c]!r}) at position {c} after the pad value "
+                f"X row {r} has a word id ({X[r, c].item()!r}) at position {c} after the pad value "
                 f"{pad_value!r} at position {lengths[r]}; padding must come after the words")
         # A NaN or fraction left among the words is reported by _check_ids.
         return _check_ids(np.where(is_pad, 0, X), "X"), lengths, False
@@ -620,17 +624,15 @@ matrix of shape (n_documents, vocabulary_size)
             if ids.max() >= self.vocabulary_size:
                 r, c = np.argwhere(ids >= self.vocabulary_size)[0]
                 raise ValueError(
-                    f"document {r} of X holds the id {ids[r, c]} at position {c}, but "
+                    f"document {r} of X holds the id {ids[r, c].item()} at position {c}, but "
                     f"vocabulary_size={self.vocabulary_size} allows ids 0.."
                     f"{self.vocabulary_size - 1}")
             V = int(self.vocabulary_size)
         if not lengths.sum() > 0:
             raise ValueError("every document of X is empty; there are no words to fit")
+        # scikit-learn's check also rejects weights that are all zero.
         w = _check_sample_weight(sample_weight, lengths, dtype=np.float64,
                                  ensure_non_negative=True)
-        if not w.sum() > 0:
-            raise ValueError("sample_weight sums to 0; at least one document needs a "
-                             "positive weight")
         if self.early_stopping and n - math.ceil(n * self.validation_fraction) < 1:
             raise ValueError(
                 f"early_stopping=True holds out validation_fraction={self.validation_fraction}"
