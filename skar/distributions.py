@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -31,6 +31,60 @@ __all__ = [
 ]
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+#: Below this width (in component scales) a Gaussian cell's probability is the midpoint rule,
+#: ``gap * phi(mid)``, whose relative error ``gap^2 |mid^2 - 1| / 24`` is then under 1e-11 |mid|^2.
+_GAUSSIAN_THIN_CELL = 1e-5
+
+
+def log_cell_prob(component: str, lo: Tensor, gap: Tensor) -> Tensor:
+    r"""``log(F(lo + gap) - F(lo))`` for the standard ``component`` CDF ``F``, exactly.
+
+    The probability of a cell ``[lo, lo + gap)`` (in the component's standardised units) is a
+    difference of CDFs, which cancels catastrophically in the tails and for thin cells if
+    written as such. Each branch below avoids that (Salimans et al. 2017 use the first one):
+
+    - logistic: :math:`\sigma(b) - \sigma(a) = \sigma(b)\,\sigma(-a)\,(1 - e^{-(b - a)})`,
+      exact everywhere;
+    - Laplace: :math:`\tfrac12 e^{b}(1 - e^{-(b-a)})` for :math:`b \le 0`, its mirror image
+      for :math:`a \ge 0`, and :math:`-\tfrac12(\mathrm{expm1}(a) + \mathrm{expm1}(-b))`
+      for a cell around 0;
+    - Gaussian: the cell is mirrored into the lower half line, where
+      :math:`\log\Phi` (``torch.special.log_ndtr``) is accurate; a cell in the lower tail is
+      :math:`\log\Phi(b) + \log(1 - e^{\log\Phi(a) - \log\Phi(b)})`, a cell around 0
+      is :math:`\tfrac12(\mathrm{erf}(b/\sqrt2) + \mathrm{erf}(-a/\sqrt2))` (two positive
+      terms), and a cell thinner than ``1e-5`` uses the midpoint rule. Computed in float64.
+
+    ``gap`` is passed rather than recomputed from the edges, so ``b - a`` carries no rounding.
+    Every branch is evaluated on safe inputs, so gradients stay finite.
+    """
+    lo, gap = torch.broadcast_tensors(lo, gap)
+    a, b = lo, lo + gap
+    if component == "logistic":
+        return -F.softplus(-b) - F.softplus(a) + torch.log(-torch.expm1(-gap))
+    if component == "laplace":
+        log_thin = torch.log(-torch.expm1(-gap))
+        below = math.log(0.5) + b + log_thin
+        above = math.log(0.5) - a + log_thin
+        around = -0.5 * (torch.expm1(a.clamp_max(0.0)) + torch.expm1(-b.clamp_min(0.0)))
+        around = torch.log(torch.where((a < 0) & (b > 0), around, torch.ones_like(around)))
+        return torch.where(b <= 0, below, torch.where(a >= 0, above, around))
+    dtype = a.dtype
+    a, b, gap = a.double(), b.double(), gap.double()
+    flip = (a + b) > 0
+    a, b = torch.where(flip, -b, a), torch.where(flip, -a, b)  # now a + b <= 0
+    thin = gap < _GAUSSIAN_THIN_CELL
+    mid = 0.5 * (a + b)
+    log_mid = torch.log(gap) - 0.5 * mid * mid - _LOG_SQRT_2PI
+    tail = (b <= 0) & ~thin
+    lb = torch.special.log_ndtr(b)
+    d = torch.where(tail, torch.special.log_ndtr(a) - lb, torch.full_like(lb, -1.0))
+    log_tail = lb + torch.log(-torch.expm1(d))
+    around = 0.5 * (torch.erf(b * 0.5**0.5) + torch.erf(-a * 0.5**0.5))
+    around = torch.log(torch.where(~tail & ~thin, around, torch.ones_like(around)))
+    out = torch.where(thin, log_mid, torch.where(tail, log_tail, around))
+    return out.to(dtype)
 
 
 def _uniform(shape: torch.Size, generator: torch.Generator | None, like: Tensor) -> Tensor:
@@ -60,6 +114,17 @@ class ConditionalFamily:
 
     #: ``"binary"``, ``"categorical"`` or ``"continuous"``: the column kind the family models.
     kind: str = ""
+
+    def shared(self) -> ConditionalFamily:
+        """The family that columns sharing it are evaluated with together (itself, unless the
+        family has per-column constants, see :meth:`column_constants`)."""
+        return self
+
+    def column_constants(self) -> tuple[float, ...]:
+        """Per-column numbers that :meth:`shared` leaves out; :class:`ColumnConditionals`
+        passes them to ``log_prob(params, x, constants)`` as a tensor of shape ``(m, c)``.
+        Empty for families without any."""
+        return ()
 
     @property
     def n_params(self) -> int:
@@ -181,25 +246,82 @@ class Categorical(ConditionalFamily):
 
 @dataclass(frozen=True)
 class Mixture(ConditionalFamily):
-    r"""Mixture of ``n_components`` Gaussian, Laplace or logistic components.
+    r"""Mixture of ``n_components`` Gaussian, Laplace or logistic components, optionally on a
+    grid (a quantized column) or with point masses (atoms).
 
-    The parameters are laid out as ``[logits | means | raw scales]``, ``n_components`` each:
+    The parameters are laid out as ``[logits | means | raw scales]``, ``n_components`` each,
+    followed (with atoms only) by ``len(atoms) + 1`` atom logits:
 
     .. math::
 
-        p(x) = \sum_k \pi_k \, \frac{1}{s_k} f\!\left(\frac{x - \mu_k}{s_k}\right),\qquad
+        f(x) = \sum_k \pi_k \, \frac{1}{s_k} f_0\!\left(\frac{x - \mu_k}{s_k}\right),\qquad
         \pi = \mathrm{softmax}(\text{logits}),\quad
         s_k = s_{\min} + \mathrm{softplus}(\text{raw}_k),
 
-    with ``f`` the standard normal, Laplace or logistic density. The floor ``min_scale``
-    (in the model's standardised units) keeps a component from collapsing onto a repeated
-    value, where the likelihood would grow without bound (a known failure of maximum-likelihood
-    mixtures, Bishop 2006, sec. 9.2.1).
+    with :math:`f_0` the standard normal, Laplace or logistic density. The floor ``min_scale``
+    (in the model's standardised units, the analogue of
+    :class:`~sklearn.mixture.GaussianMixture`'s ``reg_covar``) keeps a component from
+    collapsing onto a repeated value, where the likelihood would grow without bound
+    (Bishop 2006, sec. 9.2.1).
+
+    **Quantized column** (``step > 0``): the values lie on the grid
+    :math:`c_j = \text{offset} + j\,\text{step}`, and the family is the density of the
+    *dequantized* variable, constant on each cell :math:`[c - \text{step}/2, c + \text{step}/2)`:
+
+    .. math::
+
+        p(x) = \frac{1}{\text{step}} \sum_k \pi_k \left[F_0\!\left(\frac{c + \text{step}/2
+               - \mu_k}{s_k}\right) - F_0\!\left(\frac{c - \text{step}/2 - \mu_k}{s_k}\right)
+               \right],\qquad c = \text{the grid point of the cell holding } x,
+
+    the cell probability (computed exactly in log space, :func:`log_cell_prob`) divided by the
+    cell width. It integrates to 1 over the real line, its cell probabilities sum to 1 over the
+    grid, and it is bounded by ``1 / step``: a component that shrinks onto a repeated value
+    gains nothing once it is narrower than the cell, so the floor no longer sets the score. On
+    a quantized column the floor is ``min(min_scale, step / 8)``: a component of scale
+    ``step / 8`` centred in its cell already holds all but 6e-5 of its mass there, and a wider
+    floor would only blur the grid. Samples are grid points (``within_cell=False``) or move
+    uniformly within their cell (``within_cell=True``, an exact draw of the dequantized
+    variable).
+
+    **Atoms** (``atoms`` non-empty): point masses at the given values plus the continuous
+    mixture, :math:`P(x = a_j) = w_j` and density :math:`w_{A} f(x)` elsewhere, with
+    :math:`w = \mathrm{softmax}(\text{atom logits})`. The density is with respect to counting
+    measure on the atoms plus Lebesgue measure elsewhere: a value on an atom scores the log
+    *probability* :math:`\log w_j`, in every unit of the column (``atom_log_unit``, the log of
+    the column's standardisation scale, is added so that the schema's constant
+    log|Jacobian| cancels on atoms). A value counts as the atom when it is within ``1e-6``
+    (relative, in standardised units) of it.
+
+    Parameters
+    ----------
+    n_components : int
+        Number of mixture components.
+    component : {"gaussian", "laplace", "logistic"}, default="gaussian"
+    min_scale : float, default=1e-3
+        Floor on the component scales, in standardised units.
+    step : float, default=0.0
+        Cell width of a quantized column in standardised units (0: a continuous column).
+    offset : float, default=0.0
+        A grid point of a quantized column, in standardised units (only its value modulo
+        ``step`` matters).
+    within_cell : bool, default=False
+        Quantized columns only: draw samples uniformly within their cell instead of on the
+        grid.
+    atoms : tuple of float, default=()
+        Point masses, in standardised units (not with ``step > 0``).
+    atom_log_unit : float, default=0.0
+        Added to the log-probability of an atom (``log s`` of the column's scaling).
     """
 
     n_components: int
     component: str = "gaussian"
     min_scale: float = 1e-3
+    step: float = 0.0
+    offset: float = 0.0
+    within_cell: bool = False
+    atoms: tuple[float, ...] = ()
+    atom_log_unit: float = 0.0
 
     kind = "continuous"
 
@@ -208,30 +330,116 @@ class Mixture(ConditionalFamily):
             raise ValueError(
                 f"component must be 'gaussian', 'laplace' or 'logistic'; got {self.component!r}"
             )
+        if not (np.isfinite(self.min_scale) and self.min_scale > 0):
+            raise ValueError(f"min_scale must be a positive number; got {self.min_scale!r}")
+        if not (np.isfinite(self.step) and self.step >= 0):
+            raise ValueError(f"step must be a non-negative number; got {self.step!r}")
+        if self.step > 0 and self.atoms:
+            raise ValueError("a quantized mixture (step > 0) takes no atoms: its cells hold them")
+
+    @property
+    def quantized(self) -> bool:
+        """Whether the column lies on a grid (``step > 0``)."""
+        return self.step > 0
 
     @property
     def n_params(self) -> int:
-        return 3 * self.n_components
+        return 3 * self.n_components + (len(self.atoms) + 1 if self.atoms else 0)
 
-    def _split(self, params: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    # ---------------------------------------------------------------- grouping
+    def shared(self) -> Mixture:
+        """The family with its per-column constants (``step``, ``offset``) cleared.
+
+        :class:`ColumnConditionals` evaluates every column with the same shared family in one
+        call, passing the constants of each column (:meth:`column_constants`) as a tensor, so
+        quantized columns with different steps still make one group.
+        """
+        if not self.quantized:
+            return self
+        return replace(self, step=1.0, offset=0.0)
+
+    def column_constants(self) -> tuple[float, ...]:
+        """``(step, offset)`` of a quantized column, else ``()``."""
+        return (self.step, self.offset) if self.quantized else ()
+
+    def _floor(self, step: Tensor | float) -> Tensor | float:
+        if isinstance(step, Tensor):
+            return (step / 8.0).clamp_max(self.min_scale)
+        return min(self.min_scale, step / 8.0) if step > 0 else self.min_scale
+
+    def _split(self, params: Tensor, floor: Tensor | float | None = None):
         c = self.n_components
-        logits, loc, raw = params[..., :c], params[..., c : 2 * c], params[..., 2 * c :]
-        return logits, loc, self.min_scale + F.softplus(raw)
+        logits, loc, raw = params[..., :c], params[..., c : 2 * c], params[..., 2 * c : 3 * c]
+        if floor is None:
+            floor = self._floor(self.step)
+        if isinstance(floor, Tensor):
+            floor = floor.to(params.dtype).unsqueeze(-1)
+        return logits, loc, floor + F.softplus(raw)
 
-    def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
-        logits, loc, scale = self._split(params)
-        z = (x.unsqueeze(-1) - loc) / scale
-        if self.component == "gaussian":
-            log_f = -0.5 * z * z - _LOG_SQRT_2PI
-        elif self.component == "laplace":
-            log_f = -z.abs() - math.log(2.0)
-        else:  # logistic: log f(z) = -z - 2 log(1 + e^{-z}), symmetric in z
-            log_f = -z.abs() - 2.0 * F.softplus(-z.abs())
-        return torch.logsumexp(torch.log_softmax(logits, -1) + log_f - scale.log(), dim=-1)
+    def _grid(self, params: Tensor, constants: Tensor | None) -> tuple[Tensor, Tensor]:
+        """``(step, offset)`` broadcastable to the leading shape, float64."""
+        if constants is None:
+            step = torch.tensor(self.step, dtype=torch.float64, device=params.device)
+            return step, torch.tensor(self.offset, dtype=torch.float64, device=params.device)
+        constants = constants.to(device=params.device, dtype=torch.float64)
+        return constants[..., 0], constants[..., 1]
+
+    @staticmethod
+    def _snap(x: Tensor, step: Tensor, offset: Tensor) -> Tensor:
+        """The grid point of the cell holding ``x`` (float64; the offset is kept small by the
+        schema, so this is exact to float64 precision)."""
+        return offset + step * torch.round((x.double() - offset) / step)
+
+    def log_prob(self, params: Tensor, x: Tensor, constants: Tensor | None = None) -> Tensor:
+        """Log density (a log-probability on an atom) of ``x``.
+
+        ``constants`` of shape ``(m, 2)`` (``step, offset`` per column) replaces the family's
+        own grid when :class:`ColumnConditionals` evaluates a group of quantized columns.
+        """
+        if self.quantized:
+            step, offset = self._grid(params, constants)
+            logits, loc, scale = self._split(params, self._floor(step))
+            loc, scale = loc.double(), scale.double()
+            centre = self._snap(x, step, offset)
+            s = step.unsqueeze(-1)
+            lo = (centre.unsqueeze(-1) - 0.5 * s - loc) / scale
+            log_cell = log_cell_prob(self.component, lo, s / scale)
+            log_w = torch.log_softmax(logits.double(), -1)
+            out = (torch.logsumexp(log_w + log_cell, dim=-1) - torch.log(step)).to(params.dtype)
+        else:
+            logits, loc, scale = self._split(params)
+            z = (x.unsqueeze(-1) - loc) / scale
+            if self.component == "gaussian":
+                log_f = -0.5 * z * z - _LOG_SQRT_2PI
+            elif self.component == "laplace":
+                log_f = -z.abs() - math.log(2.0)
+            else:  # logistic: log f(z) = -z - 2 log(1 + e^{-z}), symmetric in z
+                log_f = -z.abs() - 2.0 * F.softplus(-z.abs())
+            out = torch.logsumexp(torch.log_softmax(logits, -1) + log_f - scale.log(), dim=-1)
+        if self.atoms:
+            n_atoms = len(self.atoms)
+            log_w = torch.log_softmax(params[..., 3 * self.n_components :], -1)
+            hit = self._atom_hits(x)  # (..., A)
+            on_atom = (log_w[..., :n_atoms] * hit).sum(-1) + self.atom_log_unit
+            out = torch.where(hit.any(-1), on_atom, log_w[..., n_atoms] + out)
+        return out
+
+    def _atom_hits(self, x: Tensor) -> Tensor:
+        atoms = torch.tensor(self.atoms, dtype=torch.float64, device=x.device)
+        tol = 1e-6 * atoms.abs().clamp_min(1.0)
+        return (x.double().unsqueeze(-1) - atoms).abs() <= tol
 
     def sample(self, params: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        logits, loc, scale = self._split(params)
+        """One draw per parameter vector.
+
+        Uniforms are consumed in a fixed order: the atom (with atoms), the component, the
+        component's noise, and (``within_cell``) the position within the cell.
+        """
         shape = params.shape[:-1]
+        if self.atoms:
+            atom = _inverse_cdf(params[..., 3 * self.n_components :],
+                                _uniform(shape, generator, params))
+        logits, loc, scale = self._split(params)
         k = _inverse_cdf(logits, _uniform(shape, generator, params)).unsqueeze(-1)
         mu = torch.gather(loc, -1, k).squeeze(-1)
         s = torch.gather(scale, -1, k).squeeze(-1)
@@ -246,67 +454,111 @@ class Mixture(ConditionalFamily):
                 eps = -torch.sign(v) * torch.log1p(-2.0 * v.abs())
             else:
                 eps = torch.log(u) - torch.log1p(-u)
-        return mu + s * eps
+        value = mu + s * eps
+        if self.quantized:
+            step, offset = self._grid(params, None)
+            value = self._snap(value, step, offset)
+            if self.within_cell:
+                u = torch.rand(shape, generator=generator, dtype=torch.float64)
+                value = value + step * (u.to(params.device) - 0.5)
+            value = value.to(params.dtype)
+        if self.atoms:
+            atoms = torch.tensor((*self.atoms, 0.0), dtype=params.dtype, device=params.device)
+            value = torch.where(atom < len(self.atoms), atoms[atom], value)
+        return value
 
     def marginal_params(self, x: np.ndarray, weight: np.ndarray, seed: int = 0) -> np.ndarray:
-        """A one-dimensional mixture fitted by EM (:class:`sklearn.mixture.GaussianMixture`).
+        """The family fitted to one column alone: atom frequencies and a 1-D mixture by EM.
 
-        EM starts with a component on each of the most frequent repeated values (up to half
-        the components; a value counts as an atom when it holds at least 1% of the rows) and
-        the others spread over the quantiles of the remaining rows, so that a value repeated
-        many times (a clipped, rounded or censored measurement) keeps a component of its own,
-        which k-means would merge into its neighbours. The variance floor is
-        ``min_scale ** 2``: such a component ends as narrow as the family allows.
+        **Atoms**: the atom logits are the log counts of each atom and of the other rows,
+        smoothed by half a count each (Jeffreys); the mixture is fitted to the other rows.
 
-        The Gaussian fit serves every component kind, each component's scale set to match its
-        standard deviation (``sigma / sqrt(2)`` for Laplace, ``sigma sqrt(3) / pi`` for
-        logistic). Rows of zero weight are left out and the others count once each (EM here
-        takes no weights). A column with fewer distinct values than components repeats
-        components with their weight shared, which leaves the mixture unchanged.
+        **Quantized column**: the mixture is fitted to the *dequantized* values, each moved
+        uniformly within its cell (seeded), which is the variable the family models; EM then
+        has no repeated value to collapse onto.
+
+        **The mixture** (:class:`sklearn.mixture.GaussianMixture`): EM starts with a component
+        on each of the most frequent repeated values (up to half the components; a value counts
+        as an atom when it holds at least 1% of the rows) and the others spread over the
+        quantiles of the remaining rows, so that a value repeated many times (a clipped or
+        censored measurement) keeps a component of its own, which k-means would merge into its
+        neighbours. The variance floor is the square of the scale floor: such a component ends
+        as narrow as the family allows. The Gaussian fit serves every component kind, each
+        component's scale set to match its standard deviation (``sigma / sqrt(2)`` for
+        Laplace, ``sigma sqrt(3) / pi`` for logistic). Rows of zero weight are left out and the
+        others count once each (EM here takes no weights). A column with fewer distinct values
+        than components repeats components with their weight shared, which leaves the mixture
+        unchanged. Any number of rows works: one distinct value (or one row) gives components
+        of unit scale (the standardised unit) at that value, and no row at all (every row on
+        an atom) a standard normal.
         """
-        from sklearn.exceptions import ConvergenceWarning
-        from sklearn.mixture import GaussianMixture
-
         x = np.asarray(x, dtype=np.float64)[np.asarray(weight) > 0]
-        values, counts = np.unique(x, return_counts=True)
-        k = max(1, min(self.n_components, values.size))
-        by_count = np.argsort(-counts, kind="stable")
-        is_atom = counts[by_count] >= max(2, 0.01 * x.size)
-        atoms = values[by_count[is_atom][: k // 2]]
-        rest = x[~np.isin(x, atoms)]
-        n_rest = k - atoms.size
-        if n_rest and rest.size == 0:  # every row sits on an atom: use more atoms
-            atoms, n_rest = values[by_count[:k]], 0
-            rest = x[~np.isin(x, atoms)]
-        var_floor = self.min_scale**2
-        means = [atoms]
-        variances = [np.full(atoms.size, max(var_floor, (10 * self.min_scale) ** 2))]
-        weights = [np.array([np.mean(x == a) for a in atoms])]
-        if n_rest:
-            means.append(np.quantile(rest, (np.arange(n_rest) + 0.5) / n_rest))
-            variances.append(np.full(n_rest, max(np.var(rest) / n_rest, var_floor)))
-            weights.append(np.full(n_rest, rest.size / x.size / n_rest))
-        means_init, var_init = np.concatenate(means), np.concatenate(variances)
-        weights_init = np.concatenate(weights)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            gm = GaussianMixture(
-                k,
-                reg_covar=var_floor,
-                random_state=seed,
-                weights_init=weights_init / weights_init.sum(),
-                means_init=means_init[:, None],
-                precisions_init=(1.0 / var_init)[:, None, None],
-            ).fit(x[:, None])
-        idx = np.arange(self.n_components) % k  # components repeated cyclically
-        share = np.bincount(idx, minlength=k)[idx]
-        log_w = np.log(gm.weights_[idx]) - np.log(share)
-        sigma = np.sqrt(gm.covariances_.reshape(-1))[idx]
+        head = np.empty(0)
+        if self.atoms:
+            hits = self._atom_hits(torch.as_tensor(x)).numpy()
+            counts = np.append(hits.sum(0), (~hits.any(1)).sum())
+            head = np.log(counts + 0.5)
+            x = x[~hits.any(1)]
+        floor = self._floor(self.step)
+        if self.quantized and x.size:
+            u = np.random.RandomState(seed).uniform(-0.5, 0.5, x.size)
+            x = x + self.step * u
+        log_w, mean, sigma = _fit_gaussian_mixture(x, self.n_components, floor, seed)
         factor = {"gaussian": 1.0, "laplace": 1.0 / math.sqrt(2.0),
                   "logistic": math.sqrt(3.0) / math.pi}[self.component]
-        excess = np.maximum(factor * sigma - self.min_scale, 1e-8)
+        excess = np.maximum(factor * sigma - floor, 1e-8)
         raw = excess + np.log(-np.expm1(-excess))  # softplus^{-1}, stable for small excess
-        return np.concatenate([log_w, gm.means_.reshape(-1)[idx], raw])
+        return np.concatenate([log_w, mean, raw, head])
+
+
+def _fit_gaussian_mixture(
+    x: np.ndarray, n_components: int, floor: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Log weights, means and standard deviations of ``n_components`` Gaussians fitted to ``x``
+    by EM (see :meth:`Mixture.marginal_params`); safe for any number of rows."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.mixture import GaussianMixture
+
+    values, counts = np.unique(x, return_counts=True)
+    if values.size <= 1:
+        # Nothing to fit: one row, one repeated value, or none (every row on an atom).
+        centre = float(values[0]) if values.size else 0.0
+        k = n_components
+        return np.full(k, -math.log(k)), np.full(k, centre), np.ones(k)
+    k = max(1, min(n_components, values.size))
+    by_count = np.argsort(-counts, kind="stable")
+    is_atom = counts[by_count] >= max(2, 0.01 * x.size)
+    atoms = values[by_count[is_atom][: k // 2]]
+    rest = x[~np.isin(x, atoms)]
+    n_rest = k - atoms.size
+    if n_rest and rest.size == 0:  # every row sits on an atom: use more atoms
+        atoms, n_rest = values[by_count[:k]], 0
+        rest = x[~np.isin(x, atoms)]
+    var_floor = floor**2
+    means = [atoms]
+    variances = [np.full(atoms.size, max(var_floor, (10 * floor) ** 2))]
+    weights = [np.array([np.mean(x == a) for a in atoms])]
+    if n_rest:
+        means.append(np.quantile(rest, (np.arange(n_rest) + 0.5) / n_rest))
+        variances.append(np.full(n_rest, max(np.var(rest) / n_rest, var_floor)))
+        weights.append(np.full(n_rest, rest.size / x.size / n_rest))
+    means_init, var_init = np.concatenate(means), np.concatenate(variances)
+    weights_init = np.concatenate(weights)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm = GaussianMixture(
+            k,
+            reg_covar=var_floor,
+            random_state=seed,
+            weights_init=weights_init / weights_init.sum(),
+            means_init=means_init[:, None],
+            precisions_init=(1.0 / var_init)[:, None, None],
+        ).fit(x[:, None])
+    idx = np.arange(n_components) % k  # components repeated cyclically
+    share = np.bincount(idx, minlength=k)[idx]
+    log_w = np.log(gm.weights_[idx]) - np.log(share)
+    sigma = np.sqrt(gm.covariances_.reshape(-1))[idx]
+    return log_w, gm.means_.reshape(-1)[idx], sigma
 
 
 @dataclass(frozen=True)
@@ -422,12 +674,19 @@ class ColumnConditionals(nn.Module):
             self.offsets.append(self.offsets[-1] + s)
         groups: dict[ConditionalFamily, list[int]] = {}
         for d, fam in enumerate(self.families):
-            groups.setdefault(fam, []).append(d)
+            groups.setdefault(fam.shared(), []).append(d)
         self._group_families = list(groups)
+        self._group_has_constants = []
         for g, cols in enumerate(groups.values()):
             pidx = torch.tensor([list(range(self.offsets[d], self.offsets[d + 1])) for d in cols])
             self.register_buffer(f"_cols_{g}", torch.tensor(cols), persistent=False)
             self.register_buffer(f"_pidx_{g}", pidx, persistent=False)
+            consts = [self.families[d].column_constants() for d in cols]
+            self._group_has_constants.append(bool(consts[0]))
+            if consts[0]:
+                self.register_buffer(
+                    f"_const_{g}", torch.tensor(consts, dtype=torch.float64), persistent=False
+                )
 
     @property
     def n_features(self) -> int:
@@ -456,7 +715,11 @@ class ColumnConditionals(nn.Module):
         out = params.new_empty(x.shape)
         for g, fam in enumerate(self._group_families):
             cols, pidx = getattr(self, f"_cols_{g}"), getattr(self, f"_pidx_{g}")
-            out[:, cols] = fam.log_prob(params[:, pidx], x[:, cols])  # (B, m)
+            if self._group_has_constants[g]:  # e.g. the grid of each quantized column
+                consts = getattr(self, f"_const_{g}")  # (m, c)
+                out[:, cols] = fam.log_prob(params[:, pidx], x[:, cols], consts).to(out.dtype)
+            else:
+                out[:, cols] = fam.log_prob(params[:, pidx], x[:, cols])  # (B, m)
         return out
 
     def column_params(self, params: Tensor, d: int) -> Tensor:
