@@ -23,6 +23,12 @@ data) make the p-value conservative, never anti-conservative.
 ``-log p(x) = sum_d -log p(x_d | x_<d)``, so :meth:`DensityOutlierDetector.explain` tells how
 many nats of surprise each column adds, given the columns before it in the model's ordering.
 
+**Rows the model cannot score.** A row whose log density is ``-inf`` (impossible under the
+model, or beyond what it can represent: a value that overflows the network's float32) gets the
+smallest p-value, ``1 / (n_cal + 1)``, and is always flagged. A NaN log density from the inner
+estimator (it could not evaluate the row) counts as ``-inf``, with a warning naming the rows:
+p-values and decisions are never NaN.
+
 The density is *not* refitted on all the rows after calibration: the calibration rows must not
 have been seen by the model, otherwise their scores are optimistic and the p-values lose their
 guarantee. The price is that the density sees ``1 - calibration_fraction`` of the rows.
@@ -31,6 +37,7 @@ guarantee. The price is that the density sees ``1 - calibration_fraction`` of th
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from numbers import Real
 from typing import Any
@@ -58,6 +65,96 @@ def _can_explain(self: DensityOutlierDetector) -> bool:
     return True
 
 
+def _declare_categories(X: Any) -> Any:
+    """A DataFrame's object and string columns as ``category`` columns listing every value of
+    ``X``, so the inner density learns the categories of the calibration rows too."""
+    if not isinstance(X, pd.DataFrame):
+        return X
+    cols = [
+        c for c in X.columns
+        if pd.api.types.is_object_dtype(X[c].dtype) or pd.api.types.is_string_dtype(X[c].dtype)
+    ]
+    if not cols:
+        return X
+    X = X.copy()
+    for c in cols:
+        values = X[c]
+        if values.isna().any():
+            continue  # the inner estimator names the missing value
+        try:
+            X[c] = values.astype("category")
+        except TypeError:  # unorderable mixed objects: leave the column to the estimator
+            continue
+    return X
+
+
+class _rows_of:
+    """Context manager: an error naming ``row k`` of a subset is re-raised naming the row of
+    the ``X`` passed to ``fit`` (``rows[k]``), saying which step failed."""
+
+    def __init__(self, rows: np.ndarray, step: str) -> None:
+        self.rows, self.step = rows, step
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
+        if not isinstance(exc, (ValueError, TypeError)) or exc.args[:1] == ():
+            return False
+        if not _ROW.search(str(exc.args[0])):
+            return False  # no row named: the error is about the data as a whole
+        message = _ROW.sub(lambda m: _map_row(m, self.rows), str(exc.args[0]))
+        if "not seen in fit" in message and "calibration" in self.step:
+            message += (
+                "; that category occurs only in rows held out for calibration, so the density "
+                "never saw it: declare every category up front (a pandas 'category' column, or "
+                "a DataFrame whose string columns the detector then declares for you), or "
+                "change random_state or calibration_fraction"
+            )
+        raise type(exc)(f"{message} (while {self.step}; row numbers are positions in the X "
+                        "passed to fit)").with_traceback(tb) from None
+
+
+_ROW = re.compile(r"\b(at row|in row|row) (\d+)")
+
+
+def _map_row(match: re.Match, rows: np.ndarray) -> str:
+    k = int(match.group(2))
+    if not 0 <= k < len(rows):
+        return match.group(0)
+    return f"{match.group(1)} {rows[k]}"
+
+
+def _nan_as_minus_inf(scores: np.ndarray, method: str) -> np.ndarray:
+    """NaN log densities become ``-inf``, with a warning naming the first such row.
+
+    NaN means the inner estimator could not evaluate the row (typically a value beyond what
+    its float32 network represents); calling it impossible is the one reading under which the
+    row is flagged, which is what a user hunting outliers needs, and p-values stay defined.
+    """
+    bad = np.isnan(scores)
+    if not bad.any():
+        return scores
+    rows = np.unique(np.nonzero(bad)[0])
+    warnings.warn(
+        f"estimator_.{method} returned NaN for {rows.size} row(s) (first: row {rows[0]}); "
+        "they count as log density -inf, i.e. outliers with the smallest p-value",
+        UserWarning,
+        stacklevel=3,
+    )
+    scores = scores.copy()
+    scores[bad] = -np.inf
+    return scores
+
+
+def _percentile(scores: np.ndarray, q: float) -> float:
+    """``np.percentile``, defined when scores hold ``-inf`` (interpolating to it gives NaN)."""
+    value = float(np.percentile(scores, q))
+    if np.isnan(value):
+        value = float(np.percentile(scores, q, method="lower"))
+    return value
+
+
 class DensityOutlierDetector(OutlierMixin, BaseEstimator):
     r"""Outlier detection with any density estimator, conformal p-values and explanations.
 
@@ -69,7 +166,10 @@ class DensityOutlierDetector(OutlierMixin, BaseEstimator):
     then score new rows.
 
     ``fit`` holds out a seeded ``calibration_fraction`` of the rows, fits a clone of
-    ``estimator`` on the others, and keeps the log densities of the held-out rows. They give the
+    ``estimator`` on the others, and keeps the log densities of the held-out rows. A failed
+    ``fit`` (bad input, an error of the inner estimator, ``KeyboardInterrupt``) leaves a
+    previously fitted detector exactly as it was, and an error about a row names its position
+    in the ``X`` passed to ``fit``, not in the internal subset. They give the
     split-conformal p-value of a row ``x`` with log density ``s(x)``,
 
     .. math::  p(x) = \frac{1 + \#\{j : s_j \le s(x)\}}{n_{cal} + 1},
@@ -137,7 +237,19 @@ class DensityOutlierDetector(OutlierMixin, BaseEstimator):
     Notes
     -----
     The density is not refitted on all rows after calibration: calibration scores must come from
-    rows the model has not seen, or the p-values lose their guarantee. Rows the model was fitted
+    rows the model has not seen, or the p-values lose their guarantee.
+
+    A category that occurs only in the held-out calibration rows is *learned*: the object and
+    string columns of a DataFrame are handed to the inner estimator as pandas ``category``
+    columns whose categories are those of all the rows passed to ``fit`` (so a skar density
+    knows every category, and gives the rare one the small probability it learned for an
+    unseen code). For other inputs (a numpy array whose column the inner estimator treats as
+    categorical) the error says that the category occurs only in calibration rows, and how to
+    declare it.
+
+    Log densities of ``-inf`` (and NaN, which counts as ``-inf``) are the smallest possible
+    score: such a row gets the smallest p-value, and ``predict`` flags it even when
+    ``offset_`` is ``-inf``. Rows the model was fitted
     on tend to score higher than fresh rows, so with a float ``contamination`` the threshold
     (taken over all training rows, as scikit-learn's detectors do) flags somewhat more than
     ``contamination`` of fresh normal rows; the ``"auto"`` threshold has no such bias.
@@ -231,6 +343,18 @@ class DensityOutlierDetector(OutlierMixin, BaseEstimator):
         self : object
             The fitted detector.
         """
+        saved = dict(self.__dict__)
+        try:
+            self._fit(X)
+        except BaseException:
+            # Validate before changing anything: a failed fit (bad rows, a new width the inner
+            # estimator rejects, Ctrl-C) leaves a previously fitted detector as it was.
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+        return self
+
+    def _fit(self, X: Any) -> None:
         X = self._check_X(X, reset=True)
         n = X.shape[0]
         n_cal = math.ceil(n * self.calibration_fraction)
@@ -240,29 +364,36 @@ class DensityOutlierDetector(OutlierMixin, BaseEstimator):
                 f"no row to fit the density on ({n} sample(s)); pass more rows or lower "
                 "calibration_fraction"
             )
+        X = _declare_categories(X)
         perm = check_random_state(self.random_state).permutation(n)
         cal, rest = np.sort(perm[:n_cal]), np.sort(perm[n_cal:])
         X_cal = _safe_indexing(X, cal)
-        estimator = clone(self.estimator).fit(_safe_indexing(X, rest))
+        with _rows_of(rest, "fitting the density on the rows not held out for calibration"):
+            estimator = clone(self.estimator).fit(_safe_indexing(X, rest))
 
         if self.contamination == "auto":
-            cal_scores = self._scores(estimator, X_cal)
+            with _rows_of(cal, "scoring the rows held out for calibration"):
+                cal_scores = self._scores(estimator, X_cal)
             offset = self._conformal_offset(np.sort(cal_scores))
         else:
-            train_scores = self._scores(estimator, X)
+            with _rows_of(np.arange(n), "scoring the training rows"):
+                train_scores = self._scores(estimator, X)
             cal_scores = train_scores[cal]
-            offset = float(np.percentile(train_scores, 100.0 * self.contamination))
+            offset = _percentile(train_scores, 100.0 * self.contamination)
 
+        with _rows_of(cal, "scoring the rows held out for calibration"):
+            baseline = self._contribution_baseline(estimator, X_cal)
         self.estimator_ = estimator
         self.calibration_indices_ = cal
         self.calibration_scores_ = np.sort(cal_scores)
         self.offset_ = offset
-        self.contribution_baseline_ = self._contribution_baseline(estimator, X_cal)
-        return self
+        self.contribution_baseline_ = baseline
 
     @staticmethod
     def _scores(estimator: Any, X: Any) -> np.ndarray:
-        return np.asarray(estimator.score_samples(X), dtype=np.float64)
+        """The inner log densities, NaN (a row the estimator could not evaluate) as -inf."""
+        return _nan_as_minus_inf(np.asarray(estimator.score_samples(X), dtype=np.float64),
+                                 "score_samples")
 
     def _conformal_offset(self, sorted_cal: np.ndarray) -> float:
         """The log density below which ``p(x) <= false_alarm_rate``.
@@ -294,7 +425,9 @@ class DensityOutlierDetector(OutlierMixin, BaseEstimator):
             per_feature = estimator.score_samples_per_feature(X_cal)
         except ValueError:  # an ensemble of orderings: no per-column decomposition
             return None
-        return np.median(-np.asarray(per_feature, dtype=np.float64), axis=0)
+        per_feature = _nan_as_minus_inf(np.asarray(per_feature, dtype=np.float64),
+                                        "score_samples_per_feature")
+        return np.median(-per_feature, axis=0)
 
     # ------------------------------------------------------------------ scoring
     def score_samples(self, X: Any) -> np.ndarray:
@@ -323,9 +456,15 @@ class DensityOutlierDetector(OutlierMixin, BaseEstimator):
         Returns
         -------
         decision : ndarray of shape (n_samples,), float64
-            ``score_samples(X) - offset_``.
+            ``score_samples(X) - offset_``; ``-inf`` for a row of log density ``-inf``,
+            whatever ``offset_`` (such a row is always an outlier).
         """
-        return self.score_samples(X) - self.offset_
+        scores = self.score_samples(X)
+        with np.errstate(invalid="ignore"):
+            decision = scores - self.offset_
+        # -inf - (-inf) is NaN: a row the model calls impossible stays the lowest of all.
+        decision[scores == -np.inf] = -np.inf
+        return decision
 
     def predict(self, X: Any) -> np.ndarray:
         """Label every row an inlier (+1) or an outlier (-1).
@@ -419,7 +558,8 @@ class DensityOutlierDetector(OutlierMixin, BaseEstimator):
             - ``feature``: the column name (``x0``, ``x1``, ... for arrays);
             - ``value``: the row's value in that column;
             - ``contribution``: ``-log p(x_d | x_<d)`` in nats; over all columns of a row they
-              sum to ``-score_samples``;
+              sum to ``-score_samples``; ``+inf`` for the column whose value the model cannot
+              represent (e.g. overflows float32), which then ranks first;
             - ``excess``: ``contribution`` minus ``contribution_baseline_``.
 
         Raises
@@ -466,9 +606,16 @@ class DensityOutlierDetector(OutlierMixin, BaseEstimator):
                     f"explain needs a density that splits into per-column terms: {exc}. Use "
                     "an estimator with a single ordering (e.g. MADEDensity(n_masks=1))"
                 ) from None
-        per_feature = self.estimator_.score_samples_per_feature(X)
-        contribution = -np.asarray(per_feature, dtype=np.float64)  # (n_samples, n_features)
-        excess = contribution - self.contribution_baseline_
+        per_feature = _nan_as_minus_inf(
+            np.asarray(self.estimator_.score_samples_per_feature(X), dtype=np.float64),
+            "score_samples_per_feature",
+        )
+        contribution = -per_feature  # (n_samples, n_features)
+        with np.errstate(invalid="ignore"):
+            excess = contribution - self.contribution_baseline_
+        # A column the model cannot represent (an overflowing value: +inf nats) ranks first
+        # even where its baseline is +inf too.
+        excess[contribution == np.inf] = np.inf
         n, d = contribution.shape
         if hasattr(self, "feature_names_in_"):
             names = np.asarray(self.feature_names_in_, dtype=object)

@@ -10,22 +10,44 @@ specific to density estimation is small:
   the reported losses comparable with ``score_samples``);
 * there is no target: rows go in as a dict ``{"x": ..., "sample_weight": ...}`` with
   ``y=None`` (skorch passes dict keys to ``module.forward`` as keyword arguments).
+
+Two callbacks, always on, make training fail loudly rather than silently:
+
+* :class:`StopOnDivergence` stops training when the training loss becomes non-finite or grows
+  by orders of magnitude, restores the weights of the best epoch and warns
+  (:class:`sklearn.exceptions.ConvergenceWarning`), with or without early stopping;
+* :class:`RaiseOnInterrupt` re-raises a user's :class:`KeyboardInterrupt` (Ctrl-C, SIGINT).
+  skorch stops training by raising ``KeyboardInterrupt`` itself (that is how
+  :class:`~skorch.callbacks.EarlyStopping` ends the loop), so ``NeuralNet.partial_fit`` catches
+  every ``KeyboardInterrupt`` and returns normally: without this callback a Ctrl-C would give a
+  half-trained model and no error. The estimators' ``fit`` then restores the estimator as it
+  was before the call (a previously fitted model stays fitted and unchanged).
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.exceptions import ConvergenceWarning
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, ProgressBar
 from skorch.dataset import ValidSplit
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-__all__ = ["EpochProgressBar", "NLLCriterion", "build_net", "history_frame"]
+__all__ = [
+    "EpochProgressBar",
+    "NLLCriterion",
+    "RaiseOnInterrupt",
+    "StopOnDivergence",
+    "build_net",
+    "history_frame",
+]
 
 
 def _silent(*args: Any, **kwargs: Any) -> None:
@@ -51,8 +73,13 @@ class NLLCriterion(nn.Module):
         if sample_weight is None:
             return -log_prob.mean() - self.log_jacobian
         w = sample_weight.to(log_prob)
-        # A batch whose weights are all zero contributes nothing rather than 0/0 = NaN.
-        return -(w * log_prob).sum() / w.sum().clamp_min(1e-12) - self.log_jacobian
+        total = w.sum()
+        # Exactly scale-free (w and c w give the same loss) for any positive total; a batch
+        # whose weights are all zero contributes 0 rather than 0/0 = NaN. (A clamp such as
+        # total.clamp_min(eps) would silently rescale batches of small weights.) The
+        # estimators normalise the weights to mean 1 in float64 before the float32 cast, so
+        # the products w * log p neither overflow nor underflow.
+        return -(w * log_prob).sum() / torch.where(total > 0, total, 1.0) - self.log_jacobian
 
 
 class EpochProgressBar(Callback):
@@ -77,6 +104,163 @@ class EpochProgressBar(Callback):
     def on_train_end(self, net: NeuralNet, **kwargs: Any) -> None:
         self.bar_.close()
         self.bar_ = None  # a tqdm object does not pickle with the net
+
+
+def _clone_state(module: nn.Module) -> dict[str, Tensor]:
+    """A detached copy of ``module``'s weights (on their device: copying is cheap there)."""
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+class StopOnDivergence(Callback):
+    r"""Stop training when the training loss diverges, and restore the best epoch's weights.
+
+    The loss of epoch :math:`t` is skorch's ``train_loss`` (the mean minibatch NLL over the
+    epoch, in nats per row). With :math:`b` the best (lowest) finite loss so far, counting the
+    loss of the very first minibatch (the initial weights' loss, so that an epoch that
+    diverges half-way through the first one is caught too), epoch :math:`t` *diverged* when
+
+    .. math::  L_t \notin \mathbb{R} \quad\text{or}\quad
+               L_t > b + \text{factor} \cdot \max(1, |b|).
+
+    The default factor of 100 is growth by two orders of magnitude of the loss's own size,
+    far beyond the noise of a healthy run (losses move by a few nats from epoch to epoch), and
+    it catches a learning rate that throws the network far from its start within the first
+    epoch (RNADE at ``learning_rate_init=1e3``: first minibatch 12 nats, first epoch 1,500).
+
+    Training then stops, the weights the network had at the *start* of the best epoch are
+    restored (an epoch's loss is averaged over its minibatches, so it describes the weights it
+    started from far better than those it ended with: one step at a huge learning rate can end
+    an epoch with ruined weights), and a :class:`~sklearn.exceptions.ConvergenceWarning` says
+    what happened and how to fix it. When the first epoch already diverged, the initial
+    weights are restored.
+
+    With early stopping, :class:`~skorch.callbacks.EarlyStopping` (``load_best=True``) runs its
+    ``on_train_end`` after this callback stopped the loop, and restores the weights of the
+    epoch with the best *validation* loss, which then win: they were chosen on held-out rows.
+    The diverged epoch stays in the history (``history_``).
+
+    Parameters
+    ----------
+    factor : float, default=100
+        How many times ``max(1, |best|)`` the loss may exceed the best before training stops.
+
+    Attributes
+    ----------
+    stopped_epoch_ : int or None
+        The epoch (1-based) at which training was stopped, or None.
+    best_epoch_ : int or None
+        The epoch with the best loss (None: the first minibatch, at the initial weights).
+    """
+
+    def __init__(self, factor: float = 1e2) -> None:
+        self.factor = factor
+
+    def on_train_begin(self, net: NeuralNet, **kwargs: Any) -> None:
+        self.stopped_epoch_: int | None = None
+        self.best_epoch_: int | None = None
+        self.best_loss_ = math.inf
+        self.initial_state_ = _clone_state(net.module_)
+        self.best_state_: dict[str, Tensor] | None = None
+        self.start_state_: dict[str, Tensor] | None = None
+        self.epochs_begun_ = 0
+        self.batches_seen_ = 0
+
+    def on_epoch_begin(self, net: NeuralNet, **kwargs: Any) -> None:
+        # The first epoch starts from the initial weights: no second copy of them.
+        self.start_state_ = None if self.epochs_begun_ == 0 else _clone_state(net.module_)
+        self.epochs_begun_ += 1
+
+    def on_batch_end(
+        self, net: NeuralNet, batch: Any = None, training: bool = False, **kwargs: Any
+    ) -> None:
+        if not training:
+            return
+        self.batches_seen_ += 1
+        if self.batches_seen_ == 1:
+            # Computed before the first optimiser step: the loss of the initial weights.
+            first = float(kwargs["loss"].item()) if "loss" in kwargs else math.nan
+            if math.isfinite(first):
+                self.best_loss_ = first
+
+    def on_epoch_end(self, net: NeuralNet, **kwargs: Any) -> None:
+        loss = float(net.history[-1].get("train_loss", math.nan))
+        epoch = int(net.history[-1]["epoch"])
+        best = self.best_loss_
+        if math.isfinite(loss) and loss < best:
+            self.best_loss_, self.best_epoch_ = loss, epoch
+            self.best_state_ = self.start_state_  # None: the initial weights
+            return
+        limit = best + self.factor * max(1.0, abs(best)) if math.isfinite(best) else math.inf
+        if math.isfinite(loss) and loss <= limit:
+            return
+        self.stopped_epoch_ = epoch
+        state = self.initial_state_ if self.best_state_ is None else self.best_state_
+        net.module_.load_state_dict(state)
+        if self.best_epoch_ is None:
+            restored = "the initial weights were restored"
+            if math.isfinite(best):
+                restored += f" (their train NLL on the first minibatch: {best:.6g})"
+        else:
+            restored = (
+                f"the best epoch was {self.best_epoch_} (train NLL {best:.6g}), whose starting "
+                "weights were restored"
+            )
+        warnings.warn(
+            f"Training diverged at epoch {epoch}: the train NLL became {loss:.6g} nats per row; "
+            f"training stopped and {restored}. Lower learning_rate_init (it is {net.lr!r}), or "
+            "check the data for extreme values.",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+        # skorch's own way to end the loop (as EarlyStopping does); RaiseOnInterrupt knows
+        # this stop was asked for through ``stopped_epoch_``.
+        raise KeyboardInterrupt
+
+    def on_train_end(self, net: NeuralNet, **kwargs: Any) -> None:
+        # The copies are only needed while training; they would double the pickled size.
+        self.initial_state_ = self.best_state_ = self.start_state_ = None
+
+
+def _stop_was_requested(net: NeuralNet) -> bool:
+    """Whether a callback ended the loop on purpose (early stopping or divergence)."""
+    for _, cb in net.callbacks_:
+        if isinstance(cb, EarlyStopping) and getattr(cb, "misses_", 0) >= cb.patience:
+            return True
+        if isinstance(cb, StopOnDivergence) and cb.stopped_epoch_ is not None:
+            return True
+    return False
+
+
+class RaiseOnInterrupt(Callback):
+    """Re-raise a user's ``KeyboardInterrupt`` that skorch swallowed.
+
+    ``NeuralNet.partial_fit`` catches every ``KeyboardInterrupt`` raised while training,
+    because skorch's callbacks stop the loop that way, then runs ``on_train_end`` and returns
+    normally. This callback, the last one, tells the two apart in ``on_train_end``: training
+    ended normally when every epoch finished (this callback saw ``max_epochs`` epoch ends) or a
+    stopping callback asked for the stop (:class:`~skorch.callbacks.EarlyStopping` ran out of
+    patience, :class:`StopOnDivergence` fired). Anything else is an interrupt from outside
+    (Ctrl-C, SIGINT, a ``KeyboardInterrupt`` raised in the module or another callback), and it
+    is raised again, after the other callbacks' ``on_train_end`` (progress bars closed).
+
+    The estimators' ``fit`` restores the estimator's previous state on any exception, so an
+    interrupted ``fit`` raises ``KeyboardInterrupt`` and leaves a previously fitted estimator
+    exactly as it was; a half-trained model is never kept silently.
+    """
+
+    def on_train_begin(self, net: NeuralNet, **kwargs: Any) -> None:
+        self.epochs_done_ = 0
+
+    def on_epoch_end(self, net: NeuralNet, **kwargs: Any) -> None:
+        self.epochs_done_ += 1
+
+    def on_train_end(self, net: NeuralNet, **kwargs: Any) -> None:
+        if self.epochs_done_ >= net.max_epochs or _stop_was_requested(net):
+            return
+        raise KeyboardInterrupt(
+            f"fit was interrupted during epoch {len(net.history)} of {net.max_epochs}; the "
+            "estimator was left as it was before this call to fit"
+        )
 
 
 class _DensityNet(NeuralNet):
@@ -117,10 +301,15 @@ def build_net(
     losses, which densities often have) for ``n_iter_no_change`` epochs, then restores the
     best weights.
 
+    Always on: :class:`StopOnDivergence` (a diverging training loss stops training, restores
+    the best weights and warns) and, last, :class:`RaiseOnInterrupt` (Ctrl-C during training
+    raises ``KeyboardInterrupt`` instead of returning a half-trained net).
+
     ``net_cls`` (a subclass of the density net, default the plain one) and ``net_kwargs``
     (handed to its constructor) are for :mod:`skar.accelerate`; the default path uses neither.
     """
-    callbacks: list[Any] = []
+    # Divergence first: it must see every epoch's loss before EarlyStopping may end the loop.
+    callbacks: list[Any] = [("divergence", StopOnDivergence())]
     train_split = None
     if early_stopping:
         train_split = ValidSplit(validation_fraction, stratified=False, random_state=seed)
@@ -142,6 +331,7 @@ def build_net(
         callbacks.append(("progress_bar", EpochProgressBar()))
     elif verbose >= 2:
         callbacks.append(("progress_bar", ProgressBar()))
+    callbacks.append(("interrupt", RaiseOnInterrupt()))  # last: it judges how training ended
     return (net_cls or _DensityNet)(
         module=module,
         criterion=NLLCriterion,
