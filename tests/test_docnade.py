@@ -238,6 +238,21 @@ def test_samples_match_the_scores_chi_square(output, tree):
     assert result.pvalue > 1e-3, result
 
 
+@pytest.mark.parametrize("output,tree", OUTPUTS)
+def test_incremental_sampler_equals_the_plain_loop(output, tree):
+    # The plain loop recomputes h_i from the whole prefix (the training pass's cumulative sum)
+    # at every step; the sampler only adds one embedding a word. Same generator, same words.
+    model = _random_model(output, tree, V=7)
+    net = model.net_.module_
+    fast = net.sample(30, 6, torch.Generator().manual_seed(5))
+    g = torch.Generator().manual_seed(5)
+    x = torch.zeros(30, 7, dtype=torch.long)
+    with torch.no_grad():
+        for i in range(6):
+            x[:, i] = net.draw_words(net.hidden(x[:, : i + 1])[:, i], g)
+    torch.testing.assert_close(fast, x[:, :6], rtol=0, atol=0)
+
+
 def test_sample_is_reproducible_and_leaves_global_rngs_alone():
     model = _random_model("tree", "balanced", V=5)
     torch_state, np_state = torch.get_rng_state(), np.random.get_state()

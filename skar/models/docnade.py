@@ -270,39 +270,43 @@ class DocNADENetwork(nn.Module):
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
+    def draw_words(self, h: Tensor, generator: torch.Generator) -> Tensor:
+        """Draw one word per row of ``h`` (n, H) from :math:`p(\\cdot \\mid h)`; (n,) int64.
+
+        The uniform draws come from ``generator`` (on the CPU, moved to the device) in a fixed
+        order, so a draw does not depend on the device: one per row by the inverse CDF for the
+        softmax; one per row and tree level for the tree, walking down from the root.
+        """
+        n, device, V = h.shape[0], h.device, self.vocabulary_size
+        if V == 1:
+            return torch.zeros(n, dtype=torch.long, device=device)
+        if not self.tree:
+            u = torch.rand(n, 1, generator=generator).to(device)
+            cdf = torch.softmax(h @ self.out_weight.T + self.out_bias, -1).cumsum(-1)
+            return (cdf < u).sum(-1).clamp_max(V - 1)
+        node = torch.zeros(n, dtype=torch.long, device=device)
+        w = torch.full((n,), -1, dtype=torch.long, device=device)
+        for _ in range(self.path_nodes.shape[1]):
+            u = torch.rand(n, generator=generator).to(device)
+            s = (self.out_weight[node] * h).sum(-1) + self.out_bias[node]
+            child = self.tree_children[node, (u < torch.sigmoid(s)).long()]
+            active = w < 0
+            leaf = active & (child < 0)
+            w = torch.where(leaf, -child - 1, w)
+            node = torch.where(active & ~leaf, child, node)  # finished rows stay put, unused
+        return w
+
+    @torch.no_grad()
     def sample(self, n_samples: int, length: int, generator: torch.Generator) -> Tensor:
         """Draw ``n_samples`` documents of ``length`` words; (n_samples, length) int64.
 
-        The incremental state :math:`a_{i+1} = a_i + W_{:, v_i}` costs O(H) a word. The uniform
-        draws come from ``generator`` (on the CPU, moved to the device) in a fixed order: one
-        per document and word for the softmax (inverse CDF), one per document and tree level
-        for the tree, so a draw does not depend on the device.
+        The incremental state :math:`a_{i+1} = a_i + W_{:, v_i}` costs O(H) a word; each word
+        is drawn by :meth:`draw_words`.
         """
-        device = self.c.device
         a = self.c.expand(n_samples, -1).clone()  # (n, H)
-        out = torch.zeros(n_samples, length, dtype=torch.long, device=device)
-        V = self.vocabulary_size
-        depth = self.path_nodes.shape[1] if self.tree else 0
+        out = torch.zeros(n_samples, length, dtype=torch.long, device=self.c.device)
         for i in range(length):
-            h = self.activation(a)
-            if V == 1:
-                w = torch.zeros(n_samples, dtype=torch.long, device=device)
-            elif not self.tree:
-                u = torch.rand(n_samples, 1, generator=generator).to(device)
-                cdf = torch.softmax(h @ self.out_weight.T + self.out_bias, -1).cumsum(-1)
-                w = (cdf < u).sum(-1).clamp_max(V - 1)
-            else:
-                node = torch.zeros(n_samples, dtype=torch.long, device=device)
-                w = torch.full((n_samples,), -1, dtype=torch.long, device=device)
-                for _ in range(depth):
-                    u = torch.rand(n_samples, generator=generator).to(device)
-                    at = node.clamp_min(0)  # finished documents read node 0, unused
-                    s = (self.out_weight[at] * h).sum(-1) + self.out_bias[at]
-                    child = self.tree_children[at, (u < torch.sigmoid(s)).long()]
-                    active = w < 0
-                    leaf = active & (child < 0)
-                    w = torch.where(leaf, -child - 1, w)
-                    node = torch.where(active & ~leaf, child, node)
+            w = self.draw_words(self.activation(a), generator)
             out[:, i] = w
             a = a + self.embedding[w]
         return out
