@@ -454,6 +454,11 @@ def test_sample_weight_equals_repeating_documents():
     repeated.fit([docs[0], *docs])
     np.testing.assert_allclose(weighted.score_samples(docs), repeated.score_samples(docs),
                                atol=1e-5)
+    # Only the weights' ratios matter, however small they are.
+    tiny = DocNADEDensity(4, max_iter=5, batch_size=10, random_state=0, device="cpu")
+    tiny.fit(docs, sample_weight=[2e-30, 1e-30, 1e-30])
+    np.testing.assert_allclose(tiny.score_samples(docs), weighted.score_samples(docs),
+                               atol=1e-5)
 
 
 def test_grid_search_and_early_stopping():

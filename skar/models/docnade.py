@@ -674,7 +674,10 @@ matrix of shape (n_documents, vocabulary_size)
                 verbose=self.verbose,
                 device=device,
             )
-            net.fit({"x": ids, "lengths": lengths, "sample_weight": w.astype(np.float32)}, None)
+            # Weights scaled to mean 1 in float64 before the float32 cast (the loss is
+            # scale-free), so tiny or huge weights neither underflow nor overflow.
+            w32 = (w / w.mean()).astype(np.float32)
+            net.fit({"x": ids, "lengths": lengths, "sample_weight": w32}, None)
         net.module_.eval()
         self.vocabulary_size_ = V
         self.tree_children_ = children
