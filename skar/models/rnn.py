@@ -1,0 +1,592 @@
+"""RNN: a recurrent network (LSTM or GRU) over the columns of a row (char-RNN, Graves 2013;
+Karpathy 2015; the LSTM of Hochreiter & Schmidhuber 1997, the GRU of Cho et al. 2014), with a
+stateful sampler that carries the hidden state.
+
+The D columns of a row, taken in an ordering ``o``, are a sequence of D steps. The input of
+step ``i`` is the embedding of the value *before* it plus the embedding of the column it
+predicts,
+
+.. math::
+
+    u_0 = s + Q_{o_0}, \\qquad
+    u_i = E_{o_{i-1}}(x_{o_{i-1}}) + Q_{o_i} \\quad (1 \\le i < D),
+
+with ``s`` a learned start token, ``E_d`` the value embedding of column ``d`` (a lookup table
+for binary and categorical codes, ``x w_d + b_d`` for a standardised continuous value) and
+``Q_d`` a learned embedding of the column to predict (it tells a step which column comes next
+when several orderings share the weights; it starts at zero). A stack of ``L`` recurrent layers
+carries the state,
+
+.. math::
+
+    (h^l_i, c^l_i) = \\mathrm{LSTM}_l\\left(h^{l-1}_i, (h^l_{i-1}, c^l_{i-1})\\right),
+    \\qquad h^0_i = u_i, \\quad (h^l_{-1}, c^l_{-1}) = (0, 0),
+
+(or a GRU, whose state is ``h`` alone), and the parameters of column ``o_i`` are a linear head
+on ``h^L_i``. Step ``i`` sees ``x_{o_0}, ..., x_{o_{i-1}}`` and nothing else (the recurrence
+runs forward in the ordering and the inputs are shifted by one), so one teacher-forced pass
+gives every conditional ``p(x_{o_i} | x_{o_<i})``.
+
+**Tied columns** (``tie_columns=True``): columns of the same kind and the same categories
+share one value embedding and one output head. A sequence whose every position is a symbol of
+one alphabet (a window of text) is then modelled by one conditional applied at every step, as
+in char-RNN, rather than by one head per position.
+
+**Stateful sampling.** At generation step ``i`` the state ``(h_{i-1}, c_{i-1})`` already
+summarises every earlier value, so the sampler runs one cell step per position on a length-1
+input: ``O(D)`` cell steps per row, instead of the ``D`` full passes of ``O(D)`` steps each
+(``O(D^2)``) of the plain loop.
+
+With ``n_orderings > 1`` the weights are shared by several orderings (order-agnostic training,
+Uria et al. 2014): each minibatch trains one ordering, and scoring averages the orderings'
+probabilities.
+
+References
+----------
+S. Hochreiter and J. Schmidhuber. Long Short-Term Memory. Neural Computation 9(8), 1997.
+
+K. Cho et al. Learning Phrase Representations using RNN Encoder-Decoder for Statistical
+Machine Translation. EMNLP 2014.
+
+A. Graves. Generating Sequences With Recurrent Neural Networks. arXiv:1308.0850, 2013.
+
+A. Karpathy. The Unreasonable Effectiveness of Recurrent Neural Networks (char-rnn), 2015.
+
+B. Uria, I. Murray and H. Larochelle. A Deep and Tractable Density Estimator. ICML 2014.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Sequence
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.utils._param_validation import Interval, StrOptions
+from torch import Tensor, nn
+
+from ..base import (
+    AutoregressiveNetwork,
+    BaseAutoregressiveDensity,
+    DensityModule,
+    make_orderings,
+    member_rows,
+)
+from ..distributions import ColumnConditionals
+from ..schema import TabularSchema
+
+__all__ = ["RNN", "RNNDensity", "sample_stateful"]
+
+
+class RNN(AutoregressiveNetwork):
+    """The recurrent network over the columns of a row (a torch module).
+
+    Parameters
+    ----------
+    input_sizes : list of int
+        Categories per categorical column (:attr:`skar.schema.TabularSchema.input_sizes`);
+        ignored for other kinds.
+    kinds : list of str
+        Column kinds: binary columns get a 2-row embedding table, categorical columns a K-row
+        table, continuous columns a linear map ``x w_d + b_d``.
+    output_sizes : list of int
+        Conditional parameters per column (``family.n_params``).
+    tie_keys : list of hashable or None
+        Columns with equal keys share their value embedding and their output head (they must
+        then have the same kind, input size and output size). None: every column has its own.
+    cell : {"lstm", "gru"}
+    hidden_size : int
+        Width ``H`` of the recurrent state, and of the input embeddings.
+    n_layers : int
+        Stacked recurrent layers.
+    dropout : float
+        Dropout on the inputs, between recurrent layers and before the heads (training only).
+    n_orderings : int
+        Number of orderings sharing the weights.
+    order : "natural", "random" or array of int
+    seed : int
+        Seeds the orderings and the per-minibatch ordering draws.
+
+    Attributes
+    ----------
+    orderings : LongTensor of shape (n_orderings, D)
+        Buffer; ``orderings[k]`` is member ``k``'s generation order.
+    positions : LongTensor of shape (n_orderings, D)
+        Buffer; ``positions[k, d]`` is the step of column ``d`` in ``orderings[k]``.
+    """
+
+    def __init__(
+        self,
+        input_sizes: Sequence[int],
+        kinds: Sequence[str],
+        output_sizes: Sequence[int],
+        *,
+        tie_keys: Sequence[Hashable] | None = None,
+        cell: str = "lstm",
+        hidden_size: int = 64,
+        n_layers: int = 1,
+        dropout: float = 0.0,
+        n_orderings: int = 1,
+        order: Any = "natural",
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        D = len(kinds)
+        H = int(hidden_size)
+        keys = list(range(D)) if tie_keys is None else list(tie_keys)
+        if len(keys) != D:
+            raise ValueError(f"tie_keys has {len(keys)} entries for {D} columns")
+        rng = np.random.default_rng(seed)
+        self.n_members = int(n_orderings)
+        self.n_features = D
+        self.hidden_size = H
+        self.cell = cell
+
+        # Value embeddings: every distinct key of a discrete column owns a block of one shared
+        # table; every distinct key of a continuous column owns a row of (value_w, value_b).
+        sizes = [2 if k == "binary" else int(s) for k, s in zip(kinds, input_sizes)]
+        block: dict[Hashable, int] = {}
+        row: dict[Hashable, int] = {}
+        n_rows = 0
+        slot = np.zeros(D, dtype=np.int64)
+        for d, (kind, key) in enumerate(zip(kinds, keys)):
+            if kind == "continuous":
+                slot[d] = row.setdefault(key, len(row))
+            else:
+                if key not in block:
+                    block[key] = n_rows
+                    n_rows += sizes[d]
+                slot[d] = block[key]
+        disc = [d for d, k in enumerate(kinds) if k != "continuous"]
+        cont = [d for d, k in enumerate(kinds) if k == "continuous"]
+        self.value_table = nn.Embedding(max(n_rows, 1), H)
+        self.value_w = nn.Parameter(torch.randn(len(row), H))
+        self.value_b = nn.Parameter(torch.zeros(len(row), H))
+        self.register_buffer("_disc_cols", torch.as_tensor(disc, dtype=torch.long),
+                             persistent=False)
+        self.register_buffer("_disc_offsets", torch.as_tensor(slot[disc], dtype=torch.long),
+                             persistent=False)
+        self.register_buffer("_cont_cols", torch.as_tensor(cont, dtype=torch.long),
+                             persistent=False)
+        self.register_buffer("_cont_rows", torch.as_tensor(slot[cont], dtype=torch.long),
+                             persistent=False)
+        self._slot = slot.tolist()
+        self._continuous = [k == "continuous" for k in kinds]
+
+        self.start = nn.Parameter(torch.randn(H))
+        self.wqe = nn.Embedding(D, H)  # the column predicted at step i
+        nn.init.zeros_(self.wqe.weight)
+        self.drop = nn.Dropout(dropout)
+        rnn_cls = nn.LSTM if cell == "lstm" else nn.GRU
+        # torch warns about inter-layer dropout on a single layer; it has no effect there.
+        self.rnn = rnn_cls(H, H, num_layers=n_layers, batch_first=True,
+                           dropout=dropout if n_layers > 1 else 0.0)
+        if cell == "lstm":
+            # Forget gates start open (bias 1, Jozefowicz et al. 2015), so the state carries
+            # information across many steps from the first minibatch.
+            for name, p in self.rnn.named_parameters():
+                if name.startswith("bias_ih"):
+                    with torch.no_grad():
+                        p[H : 2 * H].fill_(1.0)
+                elif name.startswith("bias_hh"):
+                    with torch.no_grad():
+                        p[H : 2 * H].zero_()
+
+        # Output heads, grouped by parameter count so one einsum (or one matmul, when every
+        # column of a group shares a head) serves each group.
+        self.head_w = nn.ParameterList()
+        self.head_b = nn.ParameterList()
+        param_offsets = np.concatenate([[0], np.cumsum(output_sizes)]).astype(np.int64)
+        self._head_of = [(0, 0)] * D  # column -> (group, head within group)
+        self._group_mode: list[str] = []
+        bound = 1.0 / math.sqrt(H)
+        for g, s in enumerate(sorted(set(output_sizes))):
+            cols = [d for d in range(D) if output_sizes[d] == s]
+            heads: dict[Hashable, int] = {}
+            for d in cols:
+                self._head_of[d] = (g, heads.setdefault(keys[d], len(heads)))
+            head_rows = [self._head_of[d][1] for d in cols]
+            if len(heads) == len(cols):
+                self._group_mode.append("own")  # one head per column, in column order
+            elif len(heads) == 1:
+                self._group_mode.append("shared")
+            else:
+                self._group_mode.append("gather")
+            self.head_w.append(nn.Parameter(torch.empty(len(heads), int(s), H).uniform_(
+                -bound, bound)))
+            self.head_b.append(nn.Parameter(torch.zeros(len(heads), int(s))))
+            pidx = [list(range(param_offsets[d], param_offsets[d + 1])) for d in cols]
+            self.register_buffer(f"_head_cols_{g}", torch.as_tensor(cols), persistent=False)
+            self.register_buffer(f"_head_rows_{g}", torch.as_tensor(head_rows),
+                                 persistent=False)
+            self.register_buffer(f"_head_pidx_{g}", torch.as_tensor(pidx).reshape(-1),
+                                 persistent=False)
+        self.n_params = int(param_offsets[-1])
+
+        orderings = make_orderings(D, n_orderings, order, rng, distinct=True)
+        positions = np.argsort(orderings, axis=1)
+        self.register_buffer("orderings", torch.as_tensor(orderings, dtype=torch.long))
+        self.register_buffer("positions", torch.as_tensor(positions, dtype=torch.long))
+        # A host copy for the sampler's per-step indexing (no device sync per step on CUDA).
+        self._orderings_host = orderings.tolist()
+        # Per-minibatch ordering draws: a numpy Generator pickles with the module.
+        self._member_rng = np.random.default_rng(rng.integers(2**63 - 1))
+
+    # ------------------------------------------------------------------ the member contract
+    def draw_member(self) -> int:
+        """One ordering per minibatch, uniformly."""
+        if self.n_members == 1:
+            return 0
+        return int(self._member_rng.integers(self.n_members))
+
+    def ordering(self, member: int = 0) -> Tensor:
+        """The generation order of member ``member``."""
+        return self.orderings[member]
+
+    # ------------------------------------------------------------------ one parallel pass
+    def embed_values(self, x: Tensor) -> Tensor:
+        """``(B, D)`` encoded rows -> ``(B, D, H)`` value embeddings ``E_d(x_d)``, column order."""
+        B = x.shape[0]
+        w = self.value_table.weight
+        e = w.new_zeros(B, self.n_features, self.hidden_size)  # (B, D, H)
+        if self._disc_cols.numel():
+            idx = self._disc_offsets + x[:, self._disc_cols].long()  # (B, n_disc)
+            e[:, self._disc_cols] = self.value_table(idx)  # (B, n_disc, H)
+        if self._cont_cols.numel():
+            v = x[:, self._cont_cols].unsqueeze(-1).to(w.dtype)  # (B, n_cont, 1)
+            e[:, self._cont_cols] = (v * self.value_w[self._cont_rows]
+                                     + self.value_b[self._cont_rows])  # (B, n_cont, H)
+        return e
+
+    def forward(self, x: Tensor, member: int = 0) -> Tensor:
+        """``(B, D)`` encoded rows -> ``(B, n_params)`` conditional parameters."""
+        return self.forward_embeddings(self.embed_values(x), member)
+
+    def forward_embeddings(self, e: Tensor, member: int = 0) -> Tensor:
+        """The recurrence on value embeddings ``(B, D, H)`` (column order) -> ``(B, n_params)``.
+
+        Split from :meth:`forward` so tests can differentiate with respect to the embeddings
+        of discrete columns, whose codes have no gradient.
+        """
+        B, D, H = e.shape
+        o = self.orderings[member]  # (D,)
+        # Shift by one: step i reads the value at step i-1, step 0 the start token.
+        tok = torch.cat([self.start.expand(B, 1, H), e[:, o[:-1]]], dim=1)  # (B, D, H)
+        u = self.drop(tok + self.wqe(o))  # (B, D, H)
+        h, _ = self.rnn(u)  # (B, D, H), step order
+        h = self.drop(h)
+        return self.heads(h[:, self.positions[member]])  # column order
+
+    def heads(self, h_col: Tensor) -> Tensor:
+        """Every column's head on its step's output: ``(B, D, H)`` column order ->
+        ``(B, n_params)``."""
+        B = h_col.shape[0]
+        out = h_col.new_empty(B, self.n_params)
+        for g, mode in enumerate(self._group_mode):
+            cols = getattr(self, f"_head_cols_{g}")
+            pidx = getattr(self, f"_head_pidx_{g}")
+            w, b = self.head_w[g], self.head_b[g]
+            hg = h_col[:, cols]  # (B, n_g, H)
+            if mode == "shared":
+                y = hg @ w[0].T + b[0]  # (B, n_g, s)
+            else:
+                if mode == "gather":
+                    rows = getattr(self, f"_head_rows_{g}")
+                    w, b = w[rows], b[rows]  # (n_g, s, H), (n_g, s)
+                y = torch.einsum("bdh,dsh->bds", hg, w) + b  # (B, n_g, s)
+            out[:, pidx] = y.reshape(B, -1)  # (B, n_g * s)
+        return out
+
+    # ------------------------------------------------------------------ one recurrent step
+    def embed_column(self, values: Tensor, d: int) -> Tensor:
+        """``(B,)`` encoded values of column ``d`` -> ``(B, H)`` value embeddings ``E_d``."""
+        s = self._slot[d]
+        if self._continuous[d]:
+            v = values.unsqueeze(-1).to(self.value_w.dtype)  # (B, 1)
+            return v * self.value_w[s] + self.value_b[s]  # (B, H)
+        return self.value_table(s + values.long())  # (B, H)
+
+    def step(self, x: Tensor, i: int, member: int, state: Any = None) -> tuple[Tensor, Any]:
+        """Parameters of column ``o_i`` from the value at step ``i - 1`` and the carried state.
+
+        Parameters
+        ----------
+        x : Tensor of shape (B, D)
+            Encoded rows; only the column at step ``i - 1`` is read (earlier ones are in the
+            state).
+        i : int
+            The step to predict; steps must come in order ``0, 1, ..., D-1``.
+        member : int
+        state : None, Tensor or tuple of Tensor
+            The recurrent state after step ``i - 1`` (None at ``i = 0``: zeros), as
+            :class:`torch.nn.LSTM` (``(h, c)``, each ``(L, B, H)``) or :class:`torch.nn.GRU`
+            (``h``) return it.
+
+        Returns
+        -------
+        params : Tensor of shape (B, n_params_d)
+            The parameters of column ``d = o_i``.
+        state : Tensor or tuple of Tensor
+            The state after step ``i``.
+        """
+        o = self._orderings_host[member]
+        d = o[i]
+        B, H = x.shape[0], self.hidden_size
+        if i == 0:
+            tok = self.start.expand(B, H)  # (B, H)
+        else:
+            tok = self.embed_column(x[:, o[i - 1]], o[i - 1])  # (B, H)
+        u = (tok + self.wqe.weight[d]).unsqueeze(1)  # (B, 1, H)
+        h, state = self.rnn(u, state)  # (B, 1, H)
+        g, r = self._head_of[d]
+        return h[:, 0] @ self.head_w[g][r].T + self.head_b[g][r], state  # (B, n_params_d)
+
+
+@torch.no_grad()
+def sample_stateful(module: DensityModule, n_samples: int, generator: torch.Generator) -> Tensor:
+    """Exact ancestral sampling carrying the recurrent state: one cell step per position.
+
+    Draws exactly what :func:`skar.base.sample_plain` draws with the same generator: members
+    are drawn and visited the same way (:func:`skar.base.member_rows`), and every column is
+    drawn by :meth:`ColumnConditionals.sample_column` in generation order, so both loops
+    consume the same random numbers in the same order. Only the arithmetic differs (one step
+    on a length-1 input from the carried state instead of a full pass over the row), by float
+    rounding.
+
+    Parameters
+    ----------
+    module : DensityModule
+        Whose ``network`` is an :class:`RNN`.
+    n_samples : int
+    generator : torch.Generator
+        CPU generator; every draw comes from it.
+
+    Returns
+    -------
+    Tensor of shape (n_samples, D)
+        Encoded rows.
+    """
+    net, cond = module.network, module.conditionals
+    ref = next(module.parameters())
+    device, dtype = ref.device, ref.dtype
+    D = cond.n_features
+    # Encoded rows are float32 whatever the module's dtype, as in sample_plain, so both loops
+    # round every drawn value the same way before it is read back.
+    x = torch.zeros(n_samples, D, device=device)
+    for m, rows in member_rows(net.n_members, n_samples, generator, device):
+        n = rows.numel()
+        xm = torch.zeros(n, D, device=device)
+        params = torch.zeros(n, cond.n_params, device=device, dtype=dtype)
+        state = None
+        for i, d in enumerate(net._orderings_host[m]):
+            start, stop = cond.offsets[d], cond.offsets[d + 1]
+            params[:, start:stop], state = net.step(xm, i, m, state)
+            xm[:, d] = cond.sample_column(params, d, generator)
+        x[rows] = xm
+    return x
+
+
+class RNNDensity(BaseAutoregressiveDensity):
+    """Density estimation with a recurrent network (LSTM or GRU), for rows of any kind and for
+    sequences.
+
+    The columns of a row, in a fixed (or random) ordering, are a sequence; an LSTM or GRU reads
+    the values before step ``i`` and outputs the parameters of ``p(x_{o_i} | x_{o_<i})``: a
+    Bernoulli (binary columns), a Categorical (categorical columns) or a mixture of
+    ``n_components`` components (continuous columns). Training and scoring cost one
+    teacher-forced pass per row (per ordering); sampling carries the recurrent state, one cell
+    step per position.
+
+    For sequences (one sequence per row, e.g. windows of text from
+    :func:`skar.datasets.text_windows`), set ``tie_columns=True``: every position then shares
+    one value embedding and one output head, as in char-RNN.
+
+    Parameters
+    ----------
+    cell : {"lstm", "gru"}, default="lstm"
+        The recurrent cell.
+    hidden_size : int, default=64
+        Width of the recurrent state and of the input embeddings.
+    n_layers : int, default=1
+        Stacked recurrent layers.
+    dropout : float, default=0.0
+        Dropout rate in training (inputs, between layers, before the heads).
+    tie_columns : bool, default=False
+        Share the value embedding and the output head among columns of the same kind and the
+        same categories (binary columns with binary columns, categorical columns with equal
+        category lists, continuous columns with continuous ones). Use it for sequences, whose
+        positions hold the same kind of symbol; leave it off for tables, whose columns mean
+        different things.
+    n_components : int, default=5
+        Mixture components of each continuous column's conditional.
+    component : {"gaussian", "laplace", "logistic"}, default="gaussian"
+        Mixture component family of continuous columns.
+    n_orderings : int, default=1
+        Number of orderings sharing the weights. With more than one, each minibatch trains one
+        ordering drawn at random, and ``score_samples`` averages the orderings' probabilities.
+    order : {"natural", "random"} or array-like of int, default="natural"
+        The first ordering: the columns' own order, a random permutation, or a given
+        permutation. With ``n_orderings > 1`` the other orderings are independent random
+        permutations.
+    categorical_features : array-like of int, str or bool, or "from_dtype", default=None
+        Columns to model as categorical besides those whose pandas dtype is category, bool,
+        object or string (positions, names or a boolean mask).
+    batch_size : int or "auto", default="auto"
+        Minibatch size; "auto" is ``min(200, n_samples)``.
+    learning_rate_init : float, default=1e-3
+        Adam's learning rate.
+    max_iter : int, default=200
+        Maximum number of epochs.
+    alpha : float, default=0.0
+        L2 penalty (Adam's weight decay).
+    early_stopping : bool, default=True
+        Hold out ``validation_fraction`` of the rows and stop when their NLL stops improving,
+        restoring the best weights.
+    validation_fraction : float, default=0.1
+        Share of rows held out for early stopping.
+    n_iter_no_change : int, default=10
+        Epochs without an improvement of at least ``tol`` before stopping.
+    tol : float, default=1e-4
+        Minimum improvement of the validation NLL, in nats per row.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, orderings, shuffling, dropout, the validation split and (by
+        default) ``sample``; the global torch and numpy RNGs are left as they were.
+    verbose : int, default=0
+        Print an epoch table and a progress bar while training.
+    device : str, default="auto"
+        ``"auto"`` trains on CUDA when available, else the CPU; or any torch device string.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        Number of columns seen in fit.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Column names, when X was a DataFrame with string column names.
+    schema_ : skar.schema.TabularSchema
+        Kinds, categories and scaling of the columns.
+    net_ : skorch.NeuralNet
+        The trained skorch net; ``net_.module_.network`` is the :class:`RNN`.
+    history_ : pandas.DataFrame
+        Per-epoch ``train_nll`` and ``valid_nll`` (nats per row, units of X) and duration.
+    n_iter_ : int
+        Number of epochs run.
+
+    See Also
+    --------
+    skar.ARTransformerDensity : Causal self-attention over the columns (key/value cache).
+    skar.WaveNetDensity : Causal dilated convolutions over sequences.
+    skar.datasets.text_windows : Cut a text into windows of characters, one per row.
+
+    References
+    ----------
+    S. Hochreiter and J. Schmidhuber. Long Short-Term Memory. Neural Computation 9(8), 1997.
+    K. Cho et al. Learning Phrase Representations using RNN Encoder-Decoder for Statistical
+    Machine Translation. EMNLP 2014.
+    A. Graves. Generating Sequences With Recurrent Neural Networks. arXiv:1308.0850, 2013.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skar.models.rnn import RNNDensity
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(300, 3))
+    >>> est = RNNDensity(hidden_size=16, max_iter=3, random_state=0).fit(X)
+    >>> est.score_samples(X[:3]).shape
+    (3,)
+    >>> est.sample(2, random_state=0).shape
+    (2, 3)
+    """
+
+    _parameter_constraints: dict = {
+        **BaseAutoregressiveDensity._parameter_constraints,
+        "cell": [StrOptions({"lstm", "gru"})],
+        "hidden_size": [Interval(Integral, 1, None, closed="left")],
+        "n_layers": [Interval(Integral, 1, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "tie_columns": ["boolean"],
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "component": [StrOptions({"gaussian", "laplace", "logistic"})],
+        "n_orderings": [Interval(Integral, 1, None, closed="left")],
+        "order": [StrOptions({"natural", "random"}), "array-like"],
+    }
+
+    def __init__(
+        self,
+        cell: str = "lstm",
+        hidden_size: int = 64,
+        n_layers: int = 1,
+        *,
+        dropout: float = 0.0,
+        tie_columns: bool = False,
+        n_components: int = 5,
+        component: str = "gaussian",
+        n_orderings: int = 1,
+        order: Any = "natural",
+        categorical_features: Any = None,
+        batch_size: Any = "auto",
+        learning_rate_init: float = 1e-3,
+        max_iter: int = 200,
+        alpha: float = 0.0,
+        early_stopping: bool = True,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        tol: float = 1e-4,
+        random_state: Any = None,
+        verbose: int = 0,
+        device: str = "auto",
+    ) -> None:
+        self.cell = cell
+        self.hidden_size = hidden_size
+        self.n_layers = n_layers
+        self.dropout = dropout
+        self.tie_columns = tie_columns
+        self.n_components = n_components
+        self.component = component
+        self.n_orderings = n_orderings
+        self.order = order
+        self.categorical_features = categorical_features
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.alpha = alpha
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.random_state = random_state
+        self.verbose = verbose
+        self.device = device
+
+    @staticmethod
+    def _tie_keys(schema: TabularSchema) -> list[Hashable]:
+        """Columns of one kind with equal categories share a key (and so their weights)."""
+        keys: list[Hashable] = []
+        for c in schema.columns:
+            if c.kind == "categorical":
+                keys.append(("categorical", tuple(np.asarray(c.categories).tolist())))
+            else:
+                keys.append((c.kind,))
+        return keys
+
+    def _build_network(
+        self, schema: TabularSchema, conditionals: ColumnConditionals, seed: int
+    ) -> RNN:
+        return RNN(
+            input_sizes=schema.input_sizes,
+            kinds=schema.kinds,
+            output_sizes=[f.n_params for f in conditionals.families],
+            tie_keys=self._tie_keys(schema) if self.tie_columns else None,
+            cell=self.cell,
+            hidden_size=self.hidden_size,
+            n_layers=self.n_layers,
+            dropout=self.dropout,
+            n_orderings=self.n_orderings,
+            order=self.order,
+            seed=seed,
+        )
+
+    def _sample_encoded(self, n_samples: int, generator: torch.Generator) -> Tensor:
+        """Draw encoded rows carrying the recurrent state (equal to the plain loop's draw)."""
+        return sample_stateful(self.net_.module_, n_samples, generator)
