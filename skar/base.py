@@ -26,6 +26,7 @@ two-argument ``forward(x, member)``.
 
 from __future__ import annotations
 
+import inspect
 import math
 from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
@@ -45,6 +46,12 @@ from .schema import TabularSchema
 from .training import build_net, history_frame
 
 __all__ = [
+    "FAMILY_PARAMETERS",
+    "MIXTURE_CONSTRAINTS",
+    "ORDERING_CONSTRAINTS",
+    "SHARED_PARAMETERS",
+    "TABULAR_CONSTRAINTS",
+    "TRAINING_CONSTRAINTS",
     "AutoregressiveNetwork",
     "BaseAutoregressiveDensity",
     "DensityModule",
@@ -52,6 +59,7 @@ __all__ = [
     "member_rows",
     "resolve_device",
     "sample_plain",
+    "shared_params",
 ]
 
 
@@ -97,15 +105,35 @@ class AutoregressiveNetwork(nn.Module):
         """The member to train on for the next minibatch (one per minibatch)."""
         return 0
 
-    # Optional: ``init_marginals(theta0, independent)`` sets the output biases to ``theta0``
-    # (the columns' marginals, in the layout of ColumnConditionals) and zeroes the output
-    # weights of the parameters flagged in the boolean ``independent`` (used by estimators
-    # with ``init_params="marginals"``).
-    #
-    # Optional: ``training_log_prob(x, conditionals) -> Tensor of shape (B,)``. When a network
-    # defines it, :class:`DensityModule` trains on it instead of the chain rule of one drawn
-    # member (it must be an unbiased estimate of, or a bound on, ``log p(x)``); scoring in
-    # evaluation mode is unchanged.
+    def init_marginals(self, theta0: Tensor, independent: Tensor) -> None:
+        """Start every conditional at its column's marginal (optional hook).
+
+        Sets the output biases to ``theta0`` (the columns' fitted marginals, in the flat layout
+        of :class:`~skar.distributions.ColumnConditionals`, see
+        :meth:`~skar.distributions.ColumnConditionals.marginal_params`) and zeroes the output
+        weights of the parameters flagged in the boolean ``independent``. Estimators with
+        ``init_params="marginals"`` call it from
+        :meth:`BaseAutoregressiveDensity._initialize_network`; a network that has no such
+        start raises :class:`NotImplementedError` (the default).
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not define init_marginals, so it has no marginal "
+            "start; use the random initialisation"
+        )
+
+    def training_log_prob(
+        self, x: Tensor, conditionals: ColumnConditionals, context: Tensor | None = None
+    ) -> Tensor:
+        """The per-row objective that training maximises, shape (B,).
+
+        The default is the chain rule of one member drawn by :meth:`draw_member` (one per
+        minibatch): ``sum_d log p_m(x_d | x_<d)``. A network overrides it with another unbiased
+        estimate of, or bound on, ``log p(x)`` (order-agnostic NADE: a random ordering and
+        split point per row). Scoring, in evaluation mode, never calls it.
+        """
+        member = self.draw_member()
+        params = self(x, member) if context is None else self(x, member, context=context)
+        return conditionals.log_prob(params, x).sum(-1)
 
 
 class DensityModule(nn.Module):
@@ -151,12 +179,7 @@ class DensityModule(nn.Module):
         ``context`` (conditional models only) is one context row per row of ``x``.
         """
         if self.training:
-            # A network may define its own training objective (order-agnostic NADE trains on
-            # a random ordering and split point per row, an unbiased estimate of log p(x)).
-            custom = getattr(self.network, "training_log_prob", None)
-            if custom is not None:
-                return custom(x, self.conditionals)
-            return self.log_prob_per_feature(x, self.network.draw_member(), context).sum(-1)
+            return self.network.training_log_prob(x, self.conditionals, context)
         k = self.network.n_members
         logps = torch.stack(
             [self.log_prob_per_feature(x, m, context).sum(-1) for m in range(k)]
@@ -286,29 +309,164 @@ def resolve_device(device: str | torch.device) -> str:
     return device
 
 
+#: The training parameters every estimator shares, in signature order, each with its numpydoc
+#: paragraph. ``{default}`` is filled from the estimator's own signature, so one paragraph serves
+#: estimators with different defaults. An estimator's docstring holds the line
+#: ``{shared_parameters}`` where these paragraphs go (see
+#: :meth:`BaseAutoregressiveDensity.__init_subclass__`). To add a shared parameter: one entry
+#: here, one in :data:`TRAINING_CONSTRAINTS` (or :data:`TABULAR_CONSTRAINTS`), its use in
+#: ``_fit`` (or in :data:`FAMILY_PARAMETERS`), and one line in each estimator's signature.
+SHARED_PARAMETERS: dict[str, str] = {
+    "categorical_features": """\
+categorical_features : array-like of int, str or bool, or "from_dtype", default={default}
+    Columns to model as categorical besides those whose pandas dtype is category, bool,
+    object or string (positions, names or a boolean mask).""",
+    "batch_size": """\
+batch_size : int or "auto", default={default}
+    Minibatch size; "auto" is ``min(200, n_samples)``.""",
+    "learning_rate_init": """\
+learning_rate_init : float, default={default}
+    Adam's learning rate.""",
+    "max_iter": """\
+max_iter : int, default={default}
+    Maximum number of epochs.""",
+    "alpha": """\
+alpha : float, default={default}
+    L2 penalty (Adam's weight decay).""",
+    "early_stopping": """\
+early_stopping : bool, default={default}
+    Hold out ``validation_fraction`` of the rows and stop when their NLL stops improving,
+    restoring the best weights. The validation NLL is the model's exact score (for an
+    ensemble, the ensemble's), whatever the training objective.""",
+    "validation_fraction": """\
+validation_fraction : float, default={default}
+    Share of rows held out for early stopping.""",
+    "n_iter_no_change": """\
+n_iter_no_change : int, default={default}
+    Epochs without an improvement of at least ``tol`` before stopping.""",
+    "tol": """\
+tol : float, default={default}
+    Minimum improvement of the validation NLL, in nats per row (per image, per sequence).""",
+    "random_state": """\
+random_state : int, RandomState instance or None, default={default}
+    Seeds initialisation, masks and orderings, shuffling, dropout, the validation split and
+    (by default) ``sample``; the global torch and numpy RNGs are left as they were.""",
+    "verbose": """\
+verbose : int, default={default}
+    0 trains silently; 1 shows a progress bar over epochs with the latest train and
+    validation NLL; 2 prints skorch's epoch table and a per-batch progress bar.""",
+    "device": """\
+device : str, default={default}
+    ``"auto"`` trains on CUDA when available, else the CPU; or any torch device string.""",
+}
+
+#: Constraints of the shared training parameters (scikit-learn's ``_parameter_constraints``
+#: format), for every estimator.
+TRAINING_CONSTRAINTS: dict[str, list] = {
+    "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+    "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+    "max_iter": [Interval(Integral, 1, None, closed="left")],
+    "alpha": [Interval(Real, 0, None, closed="left")],
+    "early_stopping": ["boolean"],
+    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+    "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+    "tol": [Interval(Real, 0, None, closed="left")],
+    "random_state": ["random_state"],
+    "verbose": ["verbose"],
+    "device": [str, torch.device],
+}
+
+#: Constraints of the parameters of estimators on tabular columns (images and sequences,
+#: whose columns share one kind, have none).
+TABULAR_CONSTRAINTS: dict[str, list] = {
+    "categorical_features": ["array-like", StrOptions({"from_dtype"}), None],
+}
+
+#: Constraints of the mixture conditionals of continuous columns.
+MIXTURE_CONSTRAINTS: dict[str, list] = {
+    "n_components": [Interval(Integral, 1, None, closed="left")],
+    "component": [StrOptions({"gaussian", "laplace", "logistic"})],
+}
+
+#: Constraints of an ordering ensemble (``order`` and the ensemble size ``n_orderings``).
+ORDERING_CONSTRAINTS: dict[str, list] = {
+    "order": [StrOptions({"natural", "random"}), "array-like"],
+    "n_orderings": [Interval(Integral, 1, None, closed="left")],
+}
+
+#: Estimator parameters that are keywords of :meth:`skar.schema.TabularSchema.families`: the
+#: default :meth:`BaseAutoregressiveDensity._families` passes those an estimator declares.
+FAMILY_PARAMETERS: tuple[str, ...] = ("n_components", "component")
+
+_SHARED_MARKER = "{shared_parameters}"
+
+
+def shared_params(namespace: dict[str, Any]) -> dict[str, Any]:
+    """The shared parameters found in ``namespace`` (an estimator ``__init__``'s ``locals()``).
+
+    Lets every estimator hand its shared parameters to
+    :meth:`BaseAutoregressiveDensity.__init__` in one line,
+    ``super().__init__(**shared_params(locals()))``, while its own signature stays explicit
+    for :meth:`~sklearn.base.BaseEstimator.get_params`.
+    """
+    return {name: namespace[name] for name in SHARED_PARAMETERS if name in namespace}
+
+
+def _format_default(value: Any) -> str:
+    if isinstance(value, float) and 0 < abs(value) < 1e-2:
+        return f"{value:.0e}".replace("e-0", "e-")  # 1e-3, not 0.001
+    return repr(value).replace("'", '"')
+
+
+def shared_parameters_doc(estimator_class: type, indent: str = "    ") -> str:
+    """The numpydoc paragraphs of the shared parameters ``estimator_class`` declares, with the
+    defaults of its signature, indented by ``indent``."""
+    signature = inspect.signature(estimator_class.__init__).parameters
+    paragraphs = [
+        doc.format(default=_format_default(signature[name].default))
+        for name, doc in SHARED_PARAMETERS.items()
+        if name in signature
+    ]
+    return "\n".join(indent + line for p in paragraphs for line in p.splitlines())
+
+
 class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
     """Base class of skar's density estimators; not used directly.
 
     Subclasses define ``__init__`` with their parameters (stored, never validated there) and
     :meth:`_build_network`. Everything else, from input checks to sampling, lives here.
 
-    The parameters shared by every estimator are documented on each estimator class.
+    The training parameters shared by every estimator (:data:`SHARED_PARAMETERS`) are stored by
+    :meth:`__init__`, validated by :data:`TRAINING_CONSTRAINTS` (and :data:`TABULAR_CONSTRAINTS`)
+    and documented by one shared fragment: a line ``{shared_parameters}`` in an estimator's
+    docstring becomes their paragraphs, with that estimator's defaults.
     """
 
-    _parameter_constraints: dict = {
-        "categorical_features": ["array-like", StrOptions({"from_dtype"}), None],
-        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "alpha": [Interval(Real, 0, None, closed="left")],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-        "device": [str, torch.device],
-    }
+    _parameter_constraints: dict = {**TRAINING_CONSTRAINTS, **TABULAR_CONSTRAINTS}
+
+    def __init__(self, **shared: Any) -> None:
+        """Store the shared training parameters (as :class:`sklearn.mixture._base.BaseMixture`).
+
+        Subclasses keep an explicit signature (scikit-learn reads parameter names from it),
+        store their own parameters, and call ``super().__init__(**shared_params(locals()))``.
+        Nothing is validated here.
+        """
+        unknown = sorted(set(shared) - set(SHARED_PARAMETERS))
+        if unknown:
+            raise TypeError(f"{unknown} are not shared parameters; store them in the subclass")
+        for name, value in shared.items():
+            setattr(self, name, value)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        doc = cls.__dict__.get("__doc__")
+        if doc and _SHARED_MARKER in doc:
+            lines = doc.splitlines()
+            for i, line in enumerate(lines):
+                if line.strip() == _SHARED_MARKER:
+                    indent = line[: len(line) - len(line.lstrip())]
+                    lines[i] = shared_parameters_doc(cls, indent)
+            cls.__doc__ = "\n".join(lines) + ("\n" if doc.endswith("\n") else "")
 
     # ------------------------------------------------------------------ hooks
     @abstractmethod
@@ -329,29 +487,21 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         sample_weight: np.ndarray,
         seed: int,
     ) -> None:
-        """Set a data-dependent starting point before training.
+        """Set a data-dependent starting point before training (hook; the default keeps the
+        random initialisation).
 
         ``Z`` and ``sample_weight`` are the encoded rows that training will use, without the
         rows held out for early stopping. Called inside the seeded block, after
-        :meth:`_build_network`.
-
-        An estimator whose ``init_params`` is ``"marginals"`` (its network then defines
-        ``init_marginals``) sets the output biases to every column's fitted marginal,
-        :meth:`skar.distributions.ColumnConditionals.marginal_params`. The output weights of
-        continuous columns start at zero, so their conditionals start as their marginals: a
-        mixture component on a repeated value is only worth having within its width
-        (``min_scale``) of the value, and the random weights would move it by O(1). Discrete
-        columns keep their random output weights: a logit bears that perturbation, and the
-        hidden layer then gets gradients from the first step (binarized MNIST, NADE, 3 epochs
-        on 2,000 rows: 155.2 nats so, 203.6 with those weights zeroed as well, 173.4 from the
-        random start). Otherwise the random initialisation stays.
+        :meth:`_build_network`. An estimator with a marginal start (NADE's
+        ``init_params="marginals"``) overrides it and calls
+        :meth:`AutoregressiveNetwork.init_marginals`.
         """
-        if getattr(self, "init_params", "random") == "marginals":
-            theta0 = conditionals.marginal_params(Z, sample_weight, seed)
-            independent = torch.as_tensor([f.kind == "continuous"
-                                           for f in conditionals.families
-                                           for _ in range(f.n_params)], dtype=torch.bool)
-            network.init_marginals(theta0, independent)
+
+    def _fitted_attributes(self, schema: TabularSchema, network: nn.Module) -> dict[str, Any]:
+        """Model-specific fitted attributes (name ending in ``_`` -> value), which ``fit``
+        assigns with ``schema_`` and ``net_`` once training has succeeded (hook; none by
+        default). Hooks return what they learn rather than setting it on ``self``."""
+        return {}
 
     def _make_schema(self, X: Any) -> TabularSchema:
         """Learn the column schema of the training data (override for images or sequences,
@@ -359,11 +509,13 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         return TabularSchema.from_data(X, categorical_features=self.categorical_features)
 
     def _families(self, schema: TabularSchema) -> list[ConditionalFamily]:
-        """The conditional family of every column (override for other families)."""
-        return schema.families(
-            n_components=getattr(self, "n_components", 5),
-            component=getattr(self, "component", "gaussian"),
-        )
+        """The conditional family of every column (override for other families).
+
+        The estimator's parameters named in :data:`FAMILY_PARAMETERS` that it declares are
+        handed to :meth:`skar.schema.TabularSchema.families`; the others keep its defaults.
+        """
+        params = self.get_params(deep=False)
+        return schema.families(**{k: params[k] for k in FAMILY_PARAMETERS if k in params})
 
     def _sample_encoded(
         self, n_samples: int, generator: torch.Generator, context: Tensor | None = None
@@ -506,6 +658,8 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             self._initialize_network(network, conditionals, Z[rows], w[rows], seed)
             net.fit(data, None)
         net.module_.eval()
+        for name, value in self._fitted_attributes(schema, network).items():
+            setattr(self, name, value)
         self.schema_ = schema
         self.net_ = net
         self.history_ = history_frame(net)
@@ -623,10 +777,6 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         logprob : float
             ``sum_n log p(x_n)``: higher is better, so ``GridSearchCV`` needs no scorer.
         """
-        if y is None or not self._is_conditional_model():
-            # Unconditional models are called exactly as before (some override
-            # ``score_samples(X)`` without a ``y``).
-            return float(np.sum(self.score_samples(X)))
         return float(np.sum(self.score_samples(X, y)))
 
     # ------------------------------------------------------------------ sampling

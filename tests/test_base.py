@@ -278,3 +278,90 @@ def test_make_orderings_repeats_or_varies_the_order_as_asked():
     assert len({tuple(o) for o in rand}) == 3
     with pytest.raises(ValueError, match="permutation of range"):
         make_orderings(3, 1, [0, 2, 2], rng)
+
+
+# ---------------------------------------------------------------------- the shared home
+def _estimator_classes():
+    from skar import (
+        ARTransformerDensity,
+        NADEDensity,
+        PixelCNNDensity,
+        RNADEDensity,
+        WaveNetDensity,
+    )
+    return [MADEDensity, NADEDensity, RNADEDensity, ARTransformerDensity, PixelCNNDensity,
+            WaveNetDensity]
+
+
+@pytest.mark.parametrize("cls", _estimator_classes(), ids=lambda c: c.__name__)
+def test_shared_parameters_are_stored_documented_and_constrained_once(cls):
+    import inspect
+
+    from skar.base import SHARED_PARAMETERS, TABULAR_CONSTRAINTS, TRAINING_CONSTRAINTS
+
+    signature = inspect.signature(cls.__init__).parameters
+    shared = [name for name in SHARED_PARAMETERS if name in signature]
+    assert set(TRAINING_CONSTRAINTS) <= set(shared)
+    doc = cls.__doc__
+    assert "{shared_parameters}" not in doc
+    for name in shared:
+        default = signature[name].default
+        # documented once, with this estimator's own default
+        assert doc.count(f"\n    {name} : ") == 1, name
+        line = next(li for li in doc.splitlines() if li.startswith(f"    {name} : "))
+        value = line.split("default=")[1]
+        if isinstance(default, str):
+            assert value == f'"{default}"', name
+        elif isinstance(default, float):
+            assert float(value) == default, name
+        else:
+            assert value == repr(default), name
+    # stored by the base __init__, with the values passed to the subclass
+    values = {"max_iter": 7, "tol": 0.5, "verbose": 2, "random_state": 3}
+    est = cls(**values)
+    assert {k: est.get_params()[k] for k in values} == values
+    constraints = set(cls._parameter_constraints)
+    assert constraints == set(est.get_params())
+    assert ("categorical_features" in shared) == (set(TABULAR_CONSTRAINTS) <= constraints)
+
+
+def test_base_init_refuses_what_is_not_shared():
+    from skar.base import BaseAutoregressiveDensity, shared_params
+
+    with pytest.raises(TypeError, match="not shared parameters"):
+        BaseAutoregressiveDensity.__init__(MADEDensity(), n_masks=3)
+    assert shared_params({"tol": 1.0, "order": "random"}) == {"tol": 1.0}
+
+
+def test_verbose_is_described_as_training_does():
+    from skar.base import SHARED_PARAMETERS
+
+    assert "1 shows a progress bar over epochs" in SHARED_PARAMETERS["verbose"]
+    assert "2 prints skorch's epoch table" in SHARED_PARAMETERS["verbose"]
+
+
+def test_default_network_hooks():
+    """training_log_prob defaults to the chain rule of one drawn member; a network without a
+    marginal start says so."""
+    from skar.base import AutoregressiveNetwork
+    from skar.distributions import Bernoulli, ColumnConditionals
+
+    class Independent(AutoregressiveNetwork):
+        def __init__(self):
+            super().__init__()
+            self.logits = torch.nn.Parameter(torch.tensor([0.3, -1.2]))
+
+        def forward(self, x, member=0):
+            return self.logits.expand(x.shape[0], 2)
+
+    net, cond = Independent(), ColumnConditionals([Bernoulli(), Bernoulli()])
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    p = torch.sigmoid(torch.tensor([0.3, -1.2]))
+    want = torch.log(torch.stack([p[0] * (1 - p[1]), (1 - p[0]) * p[1]]))
+    torch.testing.assert_close(net.training_log_prob(x, cond), want)
+    with pytest.raises(NotImplementedError, match="no marginal start"):
+        net.init_marginals(torch.zeros(2), torch.zeros(2, dtype=torch.bool))
+
+
+def test_score_passes_y_on_and_unconditional_models_ignore_it(fitted, data):
+    assert fitted.score(data[:10], y=np.zeros(10)) == pytest.approx(fitted.score(data[:10]))

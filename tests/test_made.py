@@ -140,7 +140,7 @@ def test_fvsbn_is_logistic_regression_on_earlier_columns(binary10):
     b = net.direct.bias.detach().double().numpy()
     W_low = np.tril(W, k=-1)
     # The effective weights are strictly lower triangular: the mask is exactly FVSBN's.
-    np.testing.assert_array_equal(W * net.mask_direct[0].numpy(), W_low)
+    np.testing.assert_array_equal(W * net.direct.mask[0].numpy(), W_low)
     X = all_binary_rows(10)
     logits = b + X @ W_low.T
     ref = (X * -np.logaddexp(0, -logits) + (1 - X) * -np.logaddexp(0, logits)).sum(1)

@@ -15,7 +15,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skar.base import sample_plain
 from skar.distributions import DiscretizedLogisticMixture
-from skar.models.pixelcnn import GatedPixelCNN, PixelCNNDensity, sample_cached
+from skar.models.pixelcnn import GatedPixelCNN, PixelCNNDensity, sample_row_cached
 
 from .contract import all_binary_rows, assert_samples_match_probabilities, assert_sums_to_one
 
@@ -133,7 +133,7 @@ def test_jacobian_test_catches_a_blind_spot_and_a_leak():
     assert not dep[5, 2]  # pixel (1, 1) no longer sees (0, 2), above-right of it
     net = GatedPixelCNN((1, 4, 4), n_levels=2, n_params=1, n_filters=4, n_layers=2,
                         kernel_size=3, head_filters=4).double()
-    net.blocks[0].h_mask.fill_(1.0)
+    net.blocks[0].h_conv.mask.fill_(1.0)
     assert (_jacobian(net, x).numpy().diagonal() != 0).any()
 
 
@@ -198,7 +198,7 @@ def test_cached_sampler_draws_exactly_what_the_plain_loop_draws(shape, k, output
     module = est.net_.module_
     context = torch.tensor([0, 1, 2] * 10) if labels else None
     plain = sample_plain(module, 30, torch.Generator().manual_seed(7), context)
-    cached = sample_cached(module, 30, torch.Generator().manual_seed(7), context)
+    cached = sample_row_cached(module, 30, torch.Generator().manual_seed(7), context)
     assert torch.equal(plain, cached)
     assert plain.min() >= 0 and plain.max() <= k - 1
     assert len(torch.unique(plain)) > 1
@@ -303,6 +303,21 @@ def test_three_and_four_dimensional_images_are_flattened(binary_2x2):
     assert est.image_shape_ == (3, 2, 3) and est.n_features_in_ == 18
     assert PixelCNNDensity(**TINY).fit(np.zeros((20, 6), dtype=int) + [0, 1] * 3).image_shape_ \
         == (1, 1, 6)
+    # The image shape travels with the data, not through the estimator: fit leaves no
+    # private attribute behind, and the fitted attributes are only the documented ones.
+    assert [k for k in vars(est4) if k.startswith("_") and "shape" in k] == []
+    assert {"image_shape_", "n_levels_", "output_"} <= set(vars(est4))
+
+
+def test_old_sampler_name_warns_and_draws_the_same(binary_2x2):
+    from skar.models import pixelcnn
+
+    est = PixelCNNDensity(**TINY).fit(binary_2x2)
+    module = est.net_.module_
+    new = sample_row_cached(module, 5, torch.Generator().manual_seed(3))
+    with pytest.warns(FutureWarning, match="renamed sample_row_cached"):
+        old = pixelcnn.sample_cached(module, 5, torch.Generator().manual_seed(3))
+    assert torch.equal(new, old)
 
 
 def test_clone_and_pickle_round_trip(labelled):

@@ -12,7 +12,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skar import ARTransformerDensity
 from skar.base import sample_plain
-from skar.models.transformer import ARTransformer, sample_cached
+from skar.models.transformer import ARTransformer, sample_kv_cached
 
 from .contract import (
     all_binary_rows,
@@ -228,7 +228,7 @@ def test_cached_sampler_draws_what_the_plain_loop_draws(mixed_frame, n_orderings
     for dtype, atol in ((torch.float32, 1e-5), (torch.float64, 1e-6)):
         module.to(dtype)
         plain = sample_plain(module, 200, torch.Generator().manual_seed(5)).numpy()
-        cached = sample_cached(module, 200, torch.Generator().manual_seed(5)).numpy()
+        cached = sample_kv_cached(module, 200, torch.Generator().manual_seed(5)).numpy()
         np.testing.assert_array_equal(cached[:, disc], plain[:, disc])
         np.testing.assert_allclose(cached[:, cont], plain[:, cont], atol=atol, rtol=atol)
     module.to(torch.float32)
@@ -254,13 +254,26 @@ def test_binary_sequence_cached_equals_plain_on_a_long_row():
     from skar.distributions import Bernoulli, ColumnConditionals
 
     with torch.no_grad():  # logits large enough that the draws are not all trivial
-        net.head_w[0].mul_(20.0)
-        net.head_b[0].normal_(0, 1, generator=torch.Generator().manual_seed(0))
+        net.heads.weight.mul_(20.0)
+        net.heads.bias.normal_(0, 1, generator=torch.Generator().manual_seed(0))
     module = DensityModule(net, ColumnConditionals([Bernoulli()] * 40)).eval()
     plain = sample_plain(module, 64, torch.Generator().manual_seed(1))
-    cached = sample_cached(module, 64, torch.Generator().manual_seed(1))
+    cached = sample_kv_cached(module, 64, torch.Generator().manual_seed(1))
     assert torch.equal(plain, cached)
     assert 0.05 < plain.mean() < 0.95
+
+
+def test_old_sampler_name_warns_and_draws_the_same():
+    from skar.base import DensityModule
+    from skar.distributions import Bernoulli, ColumnConditionals
+    from skar.models import transformer
+
+    net = ARTransformer([1] * 5, ["binary"] * 5, [1] * 5, d_model=8, n_heads=2, n_layers=1)
+    module = DensityModule(net.eval(), ColumnConditionals([Bernoulli()] * 5)).eval()
+    new = sample_kv_cached(module, 6, torch.Generator().manual_seed(2))
+    with pytest.warns(FutureWarning, match="renamed sample_kv_cached"):
+        old = transformer.sample_cached(module, 6, torch.Generator().manual_seed(2))
+    assert torch.equal(new, old)
 
 
 # ---------------------------------------------------------------------------- consistency

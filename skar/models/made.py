@@ -31,13 +31,17 @@ from numbers import Integral
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch import Tensor, nn
 
-from ..base import AutoregressiveNetwork, BaseAutoregressiveDensity, make_orderings
+from ..base import (
+    MIXTURE_CONSTRAINTS,
+    BaseAutoregressiveDensity,
+    make_orderings,
+    shared_params,
+)
 from ..distributions import ColumnConditionals
+from ..nn import MaskedLinear, OrderedNetwork, OrderingEnsemble
 from ..schema import OneHotInputs, TabularSchema
 
 __all__ = ["MADE", "MADEDensity"]
@@ -50,7 +54,7 @@ _ACTIVATIONS = {
 }
 
 
-class MADE(AutoregressiveNetwork):
+class MADE(OrderedNetwork):
     """The masked MLP (a torch module).
 
     Parameters
@@ -74,8 +78,11 @@ class MADE(AutoregressiveNetwork):
 
     Attributes
     ----------
-    orderings : LongTensor of shape (n_masks, D)
-        Buffer; ``orderings[k]`` is mask ``k``'s generation order.
+    ensemble : skar.nn.OrderingEnsemble
+        The ``n_masks`` orderings (``orderings[k]`` is mask ``k``'s generation order) and the
+        per-minibatch mask draws.
+    hidden, output, direct : skar.nn.MaskedLinear
+        The masked layers; ``layer.mask[k]`` is mask ``k``'s connectivity.
     """
 
     def __init__(
@@ -93,18 +100,11 @@ class MADE(AutoregressiveNetwork):
         super().__init__()
         D = len(input_sizes)
         rng = np.random.default_rng(seed)
-        self.n_members = int(n_masks)
         self.inputs = OneHotInputs(input_sizes, kinds)
         n_in, n_out = self.inputs.n_units, int(sum(output_sizes))
-        sizes = [n_in, *hidden_layer_sizes, n_out]
-        self.hidden = nn.ModuleList(
-            nn.Linear(sizes[i], sizes[i + 1]) for i in range(len(hidden_layer_sizes))
-        )
-        self.output = nn.Linear(sizes[-2], n_out) if hidden_layer_sizes else None
-        use_direct = direct_connections or not hidden_layer_sizes
-        self.direct = nn.Linear(n_in, n_out, bias=not hidden_layer_sizes) if use_direct else None
-        self.activation = _ACTIVATIONS[activation]()
 
+        # The draws keep their order: orderings, the hidden degrees of every mask, then the
+        # seed of the per-minibatch member draws.
         orderings = make_orderings(D, n_masks, order, rng)
         col_in = self.inputs.column_of_unit.numpy()
         col_out = np.repeat(np.arange(D), output_sizes)
@@ -121,24 +121,19 @@ class MADE(AutoregressiveNetwork):
                 prev = deg
             masks[-2].append(deg_out[:, None] > prev[None, :])  # last hidden -> output
             masks[-1].append(deg_out[:, None] > deg_in[None, :])  # direct
-        for li in range(len(hidden_layer_sizes)):
-            self.register_buffer(f"mask_{li}", torch.as_tensor(np.stack(masks[li])).float())
-        if hidden_layer_sizes:
-            self.register_buffer("mask_out", torch.as_tensor(np.stack(masks[-2])).float())
-        self.register_buffer("mask_direct", torch.as_tensor(np.stack(masks[-1])).float())
-        self.register_buffer("orderings", torch.as_tensor(orderings, dtype=torch.long))
-        # Per-minibatch mask draws: a numpy Generator pickles with the module.
-        self._member_rng = np.random.default_rng(rng.integers(2**63 - 1))
+        self.ensemble = OrderingEnsemble(orderings, rng)
 
-    def draw_member(self) -> int:
-        """One mask per minibatch, uniformly."""
-        if self.n_members == 1:
-            return 0
-        return int(self._member_rng.integers(self.n_members))
-
-    def ordering(self, member: int = 0) -> Tensor:
-        """The generation order of mask ``member``."""
-        return self.orderings[member]
+        sizes = [n_in, *hidden_layer_sizes, n_out]
+        self.hidden = nn.ModuleList(
+            MaskedLinear(sizes[i], sizes[i + 1], np.stack(masks[i]))
+            for i in range(len(hidden_layer_sizes))
+        )
+        self.output = (MaskedLinear(sizes[-2], n_out, np.stack(masks[-2]))
+                       if hidden_layer_sizes else None)
+        use_direct = direct_connections or not hidden_layer_sizes
+        self.direct = (MaskedLinear(n_in, n_out, np.stack(masks[-1]), bias=not hidden_layer_sizes)
+                       if use_direct else None)
+        self.activation = _ACTIVATIONS[activation]()
 
     def forward(self, x: Tensor, member: int = 0) -> Tensor:
         """``(B, D)`` encoded rows -> ``(B, n_params)`` conditional parameters."""
@@ -147,15 +142,13 @@ class MADE(AutoregressiveNetwork):
     def forward_units(self, h0: Tensor, member: int = 0) -> Tensor:
         """The masked MLP on input units ``(B, n_in)`` (one-hot already expanded)."""
         h = h0
-        for li, layer in enumerate(self.hidden):
-            mask = getattr(self, f"mask_{li}")[member]  # (H_l, H_{l-1})
-            h = self.activation(F.linear(h, layer.weight * mask, layer.bias))
+        for layer in self.hidden:
+            h = self.activation(layer(h, member))
         out = 0.0
         if self.output is not None:
-            out = F.linear(h, self.output.weight * self.mask_out[member], self.output.bias)
+            out = self.output(h, member)
         if self.direct is not None:
-            out = out + F.linear(h0, self.direct.weight * self.mask_direct[member],
-                                 self.direct.bias)
+            out = out + self.direct(h0, member)
         return out  # (B, n_params)
 
 
@@ -188,34 +181,7 @@ class MADEDensity(BaseAutoregressiveDensity):
         Masked weights from the inputs straight to the outputs, as in the MADE paper.
     activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
         Hidden-unit activation.
-    categorical_features : array-like of int, str or bool, or "from_dtype", default=None
-        Columns to model as categorical besides those whose pandas dtype is category, bool,
-        object or string (positions, names or a boolean mask).
-    batch_size : int or "auto", default="auto"
-        Minibatch size; "auto" is ``min(200, n_samples)``.
-    learning_rate_init : float, default=1e-3
-        Adam's learning rate.
-    max_iter : int, default=200
-        Maximum number of epochs.
-    alpha : float, default=0.0
-        L2 penalty (Adam's weight decay).
-    early_stopping : bool, default=True
-        Hold out ``validation_fraction`` of the rows and stop when their NLL stops improving,
-        restoring the best weights.
-    validation_fraction : float, default=0.1
-        Share of rows held out for early stopping.
-    n_iter_no_change : int, default=10
-        Epochs without an improvement of at least ``tol`` before stopping.
-    tol : float, default=1e-4
-        Minimum improvement of the validation NLL, in nats per row.
-    random_state : int, RandomState instance or None, default=None
-        Seeds initialisation, masks, shuffling, the validation split and (by default)
-        ``sample``; the global torch and numpy RNGs are left as they were.
-    verbose : int, default=0
-        0 trains silently; 1 shows a progress bar over epochs with the latest train and
-        validation NLL; 2 prints skorch's epoch table and a per-batch progress bar.
-    device : str, default="auto"
-        ``"auto"`` trains on CUDA when available, else the CPU; or any torch device string.
+    {shared_parameters}
 
     Attributes
     ----------
@@ -257,9 +223,8 @@ class MADEDensity(BaseAutoregressiveDensity):
 
     _parameter_constraints: dict = {
         **BaseAutoregressiveDensity._parameter_constraints,
+        **MIXTURE_CONSTRAINTS,
         "hidden_layer_sizes": ["array-like"],
-        "n_components": [Interval(Integral, 1, None, closed="left")],
-        "component": [StrOptions({"gaussian", "laplace", "logistic"})],
         "n_masks": [Interval(Integral, 1, None, closed="left")],
         "order": [StrOptions({"natural", "random"}), "array-like"],
         "direct_connections": ["boolean"],
@@ -296,18 +261,7 @@ class MADEDensity(BaseAutoregressiveDensity):
         self.order = order
         self.direct_connections = direct_connections
         self.activation = activation
-        self.categorical_features = categorical_features
-        self.batch_size = batch_size
-        self.learning_rate_init = learning_rate_init
-        self.max_iter = max_iter
-        self.alpha = alpha
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.random_state = random_state
-        self.verbose = verbose
-        self.device = device
+        super().__init__(**shared_params(locals()))
 
     def _build_network(
         self, schema: TabularSchema, conditionals: ColumnConditionals, seed: int

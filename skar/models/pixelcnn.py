@@ -60,6 +60,7 @@ Autoregressive Models. ICLR 2017 workshop.
 from __future__ import annotations
 
 import math
+import warnings
 from numbers import Integral
 from typing import Any
 
@@ -72,7 +73,13 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import Tensor, nn
 
-from ..base import AutoregressiveNetwork, BaseAutoregressiveDensity, DensityModule
+from ..base import (
+    TRAINING_CONSTRAINTS,
+    AutoregressiveNetwork,
+    BaseAutoregressiveDensity,
+    DensityModule,
+    shared_params,
+)
 from ..distributions import (
     Bernoulli,
     Categorical,
@@ -80,9 +87,15 @@ from ..distributions import (
     ConditionalFamily,
     DiscretizedLogisticMixture,
 )
+from ..nn import MaskedConv2d
 from ..schema import ColumnSpec, TabularSchema
 
-__all__ = ["GatedPixelCNN", "ImageSchema", "PixelCNNDensity", "sample_cached"]
+__all__ = [
+    "GatedPixelCNN",
+    "ImageSchema",
+    "PixelCNNDensity",
+    "sample_row_cached",
+]
 
 
 def _groups(n_maps: int, n_channels: int) -> np.ndarray:
@@ -135,19 +148,17 @@ class GatedBlock(nn.Module):
         k2 = kernel_size // 2
         p = n_filters
         self.k2, self.p, self.first = k2, p, first
-        self.v_conv = nn.Conv2d(in_channels, 2 * p, (k2 + 1, kernel_size))
-        self.v_to_h = nn.Conv2d(2 * p, 2 * p, 1)
-        self.h_conv = nn.Conv2d(in_channels, 2 * p, (1, k2 + 1))
-        self.h_out = nn.Conv2d(p, p, 1)
-        self.embed = nn.Embedding(n_classes, 4 * p) if n_classes else None
         C = n_image_channels
         in_groups = _groups(in_channels, C)
         gate_groups = np.tile(_groups(p, C), 2)  # a_f and a_g of a feature map share its group
         h_mask = torch.ones(2 * p, in_channels, 1, k2 + 1)
         h_mask[:, :, 0, k2] = _channel_mask(gate_groups, in_groups, strict=first)
-        self.register_buffer("h_mask", h_mask)
         out_mask = _channel_mask(_groups(p, C), _groups(p, C), strict=False)
-        self.register_buffer("out_mask", out_mask[:, :, None, None])
+        self.v_conv = nn.Conv2d(in_channels, 2 * p, (k2 + 1, kernel_size))
+        self.v_to_h = nn.Conv2d(2 * p, 2 * p, 1)
+        self.h_conv = MaskedConv2d(in_channels, 2 * p, (1, k2 + 1), h_mask)
+        self.h_out = MaskedConv2d(p, p, 1, out_mask[:, :, None, None])
+        self.embed = nn.Embedding(n_classes, 4 * p) if n_classes else None
 
     def class_bias(self, context: Tensor | None) -> tuple[Tensor | float, Tensor | float]:
         """Per-row biases ``(V^T e_y, U^T e_y)`` of the two stacks, each ``(B, 2p, 1, 1)``."""
@@ -162,11 +173,11 @@ class GatedBlock(nn.Module):
 
     def horizontal(self, h_padded: Tensor) -> Tensor:
         """Masked horizontal pre-activation from input padded by ``k//2`` on the left."""
-        return F.conv2d(h_padded, self.h_conv.weight * self.h_mask, self.h_conv.bias)
+        return self.h_conv(h_padded)
 
     def combine(self, a: Tensor, h: Tensor) -> Tensor:
         """Gate the horizontal pre-activation ``a`` and add the residual ``h``."""
-        out = F.conv2d(_gate(a), self.h_out.weight * self.out_mask, self.h_out.bias)
+        out = self.h_out(_gate(a))
         return out if self.first else h + out
 
     def forward(self, v: Tensor, h: Tensor, context: Tensor | None = None):
@@ -233,14 +244,12 @@ class GatedPixelCNN(AutoregressiveNetwork):
             GatedBlock(C if i == 0 else n_filters, n_filters, kernel_size, C, i == 0, n_classes)
             for i in range(n_layers)
         )
-        self.head1 = nn.Conv2d(n_filters, head_filters, 1)
-        self.head2 = nn.Conv2d(head_filters, C * n_params, 1)
         hidden_groups, head_groups = _groups(n_filters, C), _groups(head_filters, C)
         out_groups = np.repeat(np.arange(C), n_params)
         m1 = _channel_mask(head_groups, hidden_groups, strict=False)
         m2 = _channel_mask(out_groups, head_groups, strict=False)
-        self.register_buffer("head1_mask", m1[:, :, None, None])
-        self.register_buffer("head2_mask", m2[:, :, None, None])
+        self.head1 = MaskedConv2d(n_filters, head_filters, 1, m1[:, :, None, None])
+        self.head2 = MaskedConv2d(head_filters, C * n_params, 1, m2[:, :, None, None])
         hh, ww, cc = np.meshgrid(np.arange(H), np.arange(W), np.arange(C), indexing="ij")
         order = (cc * H * W + hh * W + ww).reshape(1, -1)  # raster order, channels inside
         self.register_buffer("orderings", torch.as_tensor(order, dtype=torch.long))
@@ -257,8 +266,7 @@ class GatedPixelCNN(AutoregressiveNetwork):
         """``(B, p, ., .)`` horizontal stack -> ``(B, C * n_params, ., .)`` parameters."""
         # ELU rather than ReLU (as PixelCNN++): its derivative is never 0, so no input can be
         # cut off by a unit that happens to be off, and the Jacobian tests see every path.
-        z = F.conv2d(F.elu(h), self.head1.weight * self.head1_mask, self.head1.bias)
-        return F.conv2d(F.elu(z), self.head2.weight * self.head2_mask, self.head2.bias)
+        return self.head2(F.elu(self.head1(F.elu(h))))
 
     def _check_context(self, context: Tensor | None) -> None:
         if self.n_classes and context is None:
@@ -284,7 +292,7 @@ class GatedPixelCNN(AutoregressiveNetwork):
 
 
 @torch.no_grad()
-def sample_cached(
+def sample_row_cached(
     module: DensityModule,
     n_samples: int,
     generator: torch.Generator,
@@ -355,6 +363,18 @@ def sample_cached(
     return codes.reshape(n, -1)
 
 
+def sample_cached(*args: Any, **kwargs: Any) -> Tensor:
+    """Deprecated alias of :func:`sample_row_cached`, renamed so the cached samplers of two models
+    have distinct names; it will be removed in a future release."""
+    warnings.warn(
+        "skar.models.pixelcnn.sample_cached was renamed sample_row_cached; the old name will be "
+        "removed",
+        FutureWarning,
+        stacklevel=2,
+    )
+    return sample_row_cached(*args, **kwargs)
+
+
 class ImageSchema(TabularSchema):
     """The schema of images whose pixels share one kind: binary, or ``n_levels`` levels.
 
@@ -397,6 +417,7 @@ class ImageSchema(TabularSchema):
             the row, the pixel, its value and the expected range.
         """
         x = _as_float(X)
+        x = x.reshape(x.shape[0], -1)  # images (n, C, H, W) -> rows
         _check_pixels(x, self, self.n_levels)
         return x.astype(np.float32)
 
@@ -454,7 +475,7 @@ class PixelCNNDensity(BaseAutoregressiveDensity):
     ``(n, C, H, W)`` arrays are accepted too. With labels, ``fit(X, y)`` learns ``p(x | y)``;
     ``score_samples(X, y)`` and ``sample(n, y=...)`` then condition on them, and without ``y``
     they use the class mixture ``p(x) = sum_y p(y) p(x | y)`` with the training frequencies
-    ``p(y)``. Sampling uses the exact row cache (:func:`sample_cached`).
+    ``p(y)``. Sampling uses the exact row cache (:func:`sample_row_cached`).
 
     Parameters
     ----------
@@ -477,29 +498,7 @@ class PixelCNNDensity(BaseAutoregressiveDensity):
         Odd kernel size of the gated layers.
     head_filters : int, default=64
         Width of the ``1 x 1`` output head (at least C).
-    batch_size : int or "auto", default="auto"
-        Minibatch size; "auto" is ``min(200, n_samples)``.
-    learning_rate_init : float, default=1e-3
-        Adam's learning rate.
-    max_iter : int, default=100
-        Maximum number of epochs.
-    alpha : float, default=0.0
-        L2 penalty (Adam's weight decay).
-    early_stopping : bool, default=True
-        Hold out ``validation_fraction`` of the rows and stop when their NLL stops improving,
-        restoring the best weights.
-    validation_fraction : float, default=0.1
-        Share of rows held out for early stopping.
-    n_iter_no_change : int, default=10
-        Epochs without an improvement of at least ``tol`` before stopping.
-    tol : float, default=1e-4
-        Minimum improvement of the validation NLL, in nats per image.
-    random_state : int, RandomState instance or None, default=None
-        Seeds initialisation, shuffling, the validation split and (by default) ``sample``.
-    verbose : int, default=0
-        0 trains silently; 1 shows a progress bar over epochs; 2 skorch's epoch table.
-    device : str, default="auto"
-        ``"auto"`` trains on CUDA when available, else the CPU; or any torch device string.
+    {shared_parameters}
 
     Attributes
     ----------
@@ -554,11 +553,7 @@ class PixelCNNDensity(BaseAutoregressiveDensity):
     """
 
     _parameter_constraints: dict = {
-        **{
-            k: v
-            for k, v in BaseAutoregressiveDensity._parameter_constraints.items()
-            if k != "categorical_features"
-        },
+        **TRAINING_CONSTRAINTS,
         "image_shape": ["array-like", None],
         "n_levels": [StrOptions({"auto"}), Interval(Integral, 2, None, closed="left")],
         "output": [StrOptions({"auto", "bernoulli", "categorical", "logistic_mixture"})],
@@ -600,21 +595,16 @@ class PixelCNNDensity(BaseAutoregressiveDensity):
         self.n_layers = n_layers
         self.kernel_size = kernel_size
         self.head_filters = head_filters
-        self.batch_size = batch_size
-        self.learning_rate_init = learning_rate_init
-        self.max_iter = max_iter
-        self.alpha = alpha
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.random_state = random_state
-        self.verbose = verbose
-        self.device = device
+        super().__init__(**shared_params(locals()))
 
     # ------------------------------------------------------------------ input
     def _check_X(self, X: Any, *, reset: bool) -> Any:
-        """Accept 3-D ``(n, H, W)`` and 4-D ``(n, C, H, W)`` images by flattening them."""
+        """Accept 3-D ``(n, H, W)`` and 4-D ``(n, C, H, W)`` images as well as rows.
+
+        The checks run on the flattened rows; images come back as 4-D ``(n, C, H, W)``, so
+        their shape reaches :meth:`_make_schema` with the data (and :class:`ImageSchema`
+        flattens them when encoding).
+        """
         ndim = getattr(X, "ndim", None)
         if ndim is None and isinstance(X, (list, tuple)):
             try:
@@ -625,20 +615,21 @@ class PixelCNNDensity(BaseAutoregressiveDensity):
             arr = np.asarray(X)
             shape = (1, *arr.shape[1:]) if ndim == 3 else tuple(arr.shape[1:])
             shape = tuple(int(s) for s in shape)
-            if reset:
-                self._array_image_shape = shape
-            elif shape != self.image_shape_:
+            if not reset and shape != self.image_shape_:
                 raise ValueError(
                     f"X holds images of shape {shape} (C, H, W), but {type(self).__name__} "
                     f"was fitted on images of shape {self.image_shape_}"
                 )
-            X = arr.reshape(arr.shape[0], -1)
-        elif reset:
-            self._array_image_shape = None
+            rows = super()._check_X(arr.reshape(arr.shape[0], -1), reset=reset)
+            return rows.reshape(-1, *shape)
         X = super()._check_X(X, reset=reset)
         return X.to_numpy() if isinstance(X, pd.DataFrame) else X
 
-    def _resolve_image_shape(self, n_features: int) -> tuple[int, int, int]:
+    def _resolve_image_shape(
+        self, n_features: int, arr_shape: tuple[int, ...] | None
+    ) -> tuple[int, int, int]:
+        """``image_shape``, checked against ``n_features`` and against the shape of image
+        input (``arr_shape``, None for rows); else the image input's shape, else a guess."""
         if self.image_shape is not None:
             shape = tuple(np.asarray(self.image_shape).reshape(-1).tolist())
             if len(shape) == 2:
@@ -653,11 +644,9 @@ class PixelCNNDensity(BaseAutoregressiveDensity):
                     f"image_shape={shape} needs {math.prod(shape)} features per row, but X "
                     f"has {n_features}"
                 )
-            arr_shape = getattr(self, "_array_image_shape", None)
             if arr_shape is not None and arr_shape != shape:
                 raise ValueError(f"X holds images of shape {arr_shape}, not image_shape={shape}")
             return shape
-        arr_shape = getattr(self, "_array_image_shape", None)
         if arr_shape is not None:
             return arr_shape
         side = math.isqrt(n_features)
@@ -665,9 +654,10 @@ class PixelCNNDensity(BaseAutoregressiveDensity):
 
     def _make_schema(self, X: Any) -> ImageSchema:
         """All pixels share one kind (binary or K levels); no per-column inference."""
-        shape = self._resolve_image_shape(X.shape[1])
+        arr_shape = tuple(X.shape[1:]) if X.ndim == 4 else None
+        shape = self._resolve_image_shape(math.prod(X.shape[1:]), arr_shape)
         probe = ImageSchema(shape, 2, None)  # only to name pixels in errors
-        x = _as_float(X)
+        x = _as_float(X).reshape(X.shape[0], -1)
         _check_pixels(x, probe, None)
         top = int(x.max()) + 1
         if self.n_levels == "auto":
@@ -736,7 +726,6 @@ class PixelCNNDensity(BaseAutoregressiveDensity):
             fam = Categorical(schema.n_levels)
         else:
             fam = DiscretizedLogisticMixture(self.n_components, schema.n_levels)
-        self.output_ = output
         return [fam] * schema.n_features  # one family: one gather for every pixel
 
     def _build_network(
@@ -751,8 +740,6 @@ class PixelCNNDensity(BaseAutoregressiveDensity):
                     f"{name}={getattr(self, name)} is smaller than the {C} image channels; "
                     "every channel needs its own feature maps"
                 )
-        self.image_shape_ = schema.image_shape
-        self.n_levels_ = schema.n_levels
         return GatedPixelCNN(
             image_shape=schema.image_shape,
             n_levels=schema.n_levels,
@@ -764,10 +751,17 @@ class PixelCNNDensity(BaseAutoregressiveDensity):
             n_classes=len(getattr(self, "classes_", ())),
         )
 
+    def _fitted_attributes(self, schema: ImageSchema, network: nn.Module) -> dict[str, Any]:
+        return {
+            "image_shape_": schema.image_shape,
+            "n_levels_": schema.n_levels,
+            "output_": self._resolve_output(schema.n_levels),
+        }
+
     def _sample_encoded(
         self, n_samples: int, generator: torch.Generator, context: Tensor | None = None
     ) -> Tensor:
-        return sample_cached(self.net_.module_, n_samples, generator, context)
+        return sample_row_cached(self.net_.module_, n_samples, generator, context)
 
     # ------------------------------------------------------------------ public API
     def __sklearn_tags__(self):
@@ -775,7 +769,8 @@ class PixelCNNDensity(BaseAutoregressiveDensity):
         tags.input_tags.positive_only = True  # pixels are levels 0 .. K-1
         return tags
 
-    def _is_conditional(self) -> bool:
+    def _has_classes(self) -> bool:
+        """Whether the model was fitted with class labels (``p(x | y)``)."""
         return hasattr(self, "classes_")
 
     def score_samples(self, X: Any, y: Any = None) -> np.ndarray:
@@ -795,7 +790,7 @@ class PixelCNNDensity(BaseAutoregressiveDensity):
         log_prob : ndarray of shape (n_samples,), float64
         """
         check_is_fitted(self)
-        if y is not None or not self._is_conditional():
+        if y is not None or not self._has_classes():
             return super().score_samples(X, y)
         Z = self._encode(X)
         per_class = np.empty((len(self.class_prior_), Z.shape[0]), dtype=np.float64)
@@ -823,7 +818,7 @@ class PixelCNNDensity(BaseAutoregressiveDensity):
             In the training array's dtype; ``X.reshape(-1, *image_shape_)`` gives images.
         """
         check_is_fitted(self)
-        if y is None and self._is_conditional() and isinstance(n_samples, Integral):
+        if y is None and self._has_classes() and isinstance(n_samples, Integral):
             rs = check_random_state(self.random_state if random_state is None else random_state)
             if n_samples >= 1:
                 y = self.classes_[rs.choice(len(self.classes_), n_samples, p=self.class_prior_)]

@@ -41,26 +41,30 @@ probabilities.
 from __future__ import annotations
 
 import math
+import warnings
 from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval
 from torch import Tensor, nn
 
 from ..base import (
-    AutoregressiveNetwork,
+    MIXTURE_CONSTRAINTS,
+    ORDERING_CONSTRAINTS,
     BaseAutoregressiveDensity,
     DensityModule,
     make_orderings,
     member_rows,
+    shared_params,
 )
 from ..distributions import ColumnConditionals
+from ..nn import ColumnHeads, OrderedNetwork, OrderingEnsemble, shift_right
 from ..schema import TabularSchema
 
-__all__ = ["ARTransformer", "ARTransformerDensity", "sample_cached"]
+__all__ = ["ARTransformer", "ARTransformerDensity", "sample_kv_cached"]
 
 
 class CausalSelfAttention(nn.Module):
@@ -178,7 +182,7 @@ class Block(nn.Module):
         return h + self.mlp(self.ln_2(h))
 
 
-class ARTransformer(AutoregressiveNetwork):
+class ARTransformer(OrderedNetwork):
     """The decoder-only causal Transformer over the columns of a row (a torch module).
 
     Parameters
@@ -208,10 +212,11 @@ class ARTransformer(AutoregressiveNetwork):
 
     Attributes
     ----------
-    orderings : LongTensor of shape (n_orderings, D)
-        Buffer; ``orderings[k]`` is member ``k``'s generation order.
-    positions : LongTensor of shape (n_orderings, D)
-        Buffer; ``positions[k, d]`` is the position of column ``d`` in ``orderings[k]``.
+    ensemble : skar.nn.OrderingEnsemble
+        The orderings sharing the weights (``orderings[k]``, ``positions[k, d]``) and the
+        per-minibatch ordering draws.
+    heads : skar.nn.ColumnHeads
+        The per-column output heads.
     """
 
     def __init__(
@@ -236,7 +241,6 @@ class ARTransformer(AutoregressiveNetwork):
         D = len(kinds)
         C = d_model
         rng = np.random.default_rng(seed)
-        self.n_members = int(n_orderings)
         self.n_features = D
         self.d_model = C
         self.n_heads = n_heads
@@ -270,37 +274,19 @@ class ARTransformer(AutoregressiveNetwork):
         self.blocks = nn.ModuleList(Block(C, n_heads, dropout) for _ in range(n_layers))
         self.ln_f = nn.LayerNorm(C)
 
-        # Output heads, grouped by parameter count so one einsum serves each group.
-        self.head_w = nn.ParameterList()
-        self.head_b = nn.ParameterList()
-        param_offsets = np.concatenate([[0], np.cumsum(output_sizes)]).astype(np.int64)
-        self._head_of = [(0, 0)] * D  # column -> (group, row in group)
-        for g, s in enumerate(sorted(set(output_sizes))):
-            cols = [d for d in range(D) if output_sizes[d] == s]
-            for r, d in enumerate(cols):
-                self._head_of[d] = (g, r)
-            self.head_w.append(nn.Parameter(torch.empty(len(cols), s, C)))
-            self.head_b.append(nn.Parameter(torch.zeros(len(cols), s)))
-            pidx = [list(range(param_offsets[d], param_offsets[d + 1])) for d in cols]
-            self.register_buffer(f"_head_cols_{g}", torch.as_tensor(cols), persistent=False)
-            self.register_buffer(f"_head_pidx_{g}", torch.as_tensor(pidx).reshape(-1),
-                                 persistent=False)
-        self.n_params = int(param_offsets[-1])
-
-        orderings = make_orderings(D, n_orderings, order, rng, distinct=True)
-        positions = np.argsort(orderings, axis=1)
-        self.register_buffer("orderings", torch.as_tensor(orderings, dtype=torch.long))
-        self.register_buffer("positions", torch.as_tensor(positions, dtype=torch.long))
-        # A host copy for the sampler's per-step indexing (no device sync per step on CUDA).
-        self._orderings_host = orderings.tolist()
-        # Per-minibatch ordering draws: a numpy Generator pickles with the module.
-        self._member_rng = np.random.default_rng(rng.integers(2**63 - 1))
+        # Per-column output heads on LN(h^L); initialised in _init_weights.
+        self.heads = ColumnHeads(output_sizes, C, init=False, exact=False)
+        self.ensemble = OrderingEnsemble(make_orderings(D, n_orderings, order, rng, distinct=True),
+                                         rng)
         self._init_weights(n_layers)
 
     def _init_weights(self, n_layers: int) -> None:
         """GPT-2 initialisation: N(0, 0.02), residual projections scaled by 1/sqrt(2L)."""
         for name, p in self.named_parameters():
-            if name.endswith("bias") or name.startswith("head_b") or name == "value_b":
+            if name.startswith("heads."):
+                if name == "heads.weight":
+                    self.heads.normal_(std=0.02)  # zero biases and padding
+            elif name.endswith("bias") or name == "value_b":
                 nn.init.zeros_(p)
             elif name.startswith(("blocks", "ln_f")) and p.dim() == 1:  # LayerNorm gains
                 nn.init.ones_(p)
@@ -308,17 +294,6 @@ class ARTransformer(AutoregressiveNetwork):
                 nn.init.normal_(p, std=0.02 / math.sqrt(2 * max(n_layers, 1)))
             else:
                 nn.init.normal_(p, std=0.02)
-
-    # ------------------------------------------------------------------ the member contract
-    def draw_member(self) -> int:
-        """One ordering per minibatch, uniformly."""
-        if self.n_members == 1:
-            return 0
-        return int(self._member_rng.integers(self.n_members))
-
-    def ordering(self, member: int = 0) -> Tensor:
-        """The generation order of member ``member``."""
-        return self.orderings[member]
 
     def set_sdpa(self, enabled: bool) -> None:
         """Use the fused SDPA kernel (``True``) or the plain masked-softmax path everywhere."""
@@ -352,18 +327,14 @@ class ARTransformer(AutoregressiveNetwork):
         B, D, C = e.shape
         o = self.orderings[member]  # (D,)
         # Shift by one: position i reads the value at position i-1, position 0 the start token.
-        tok = torch.cat([self.start.expand(B, 1, C), e[:, o[:-1]]], dim=1)  # (B, D, C)
+        tok = shift_right(e[:, o], self.start)  # (B, D, C)
         h = self.drop(tok + self.wpe.weight + self.wqe(o))  # (B, D, C)
         for block in self.blocks:
             h = block(h)  # (B, D, C)
         h = self.ln_f(h)
-        h_col = h[:, self.positions[member]]  # (B, D, C), column order
-        out = h.new_empty(B, self.n_params)
-        for g in range(len(self.head_w)):
-            cols, pidx = getattr(self, f"_head_cols_{g}"), getattr(self, f"_head_pidx_{g}")
-            y = torch.einsum("bdc,dsc->bds", h_col[:, cols], self.head_w[g])  # (B, n_g, s)
-            out[:, pidx] = (y + self.head_b[g]).reshape(B, -1)  # (B, n_g * s)
-        return out  # (B, n_params)
+        h_col = h[:, self.positions[member]].transpose(0, 1)  # (D, B, C), column order
+        theta = self.heads(h_col, torch.arange(D, device=h.device))  # (D, B, K_max)
+        return self.heads.flat(theta.transpose(0, 1))  # (B, sum of n_params)
 
     # ------------------------------------------------------------------ one cached step
     def new_cache(self, batch_size: int, device: Any, dtype: torch.dtype) -> list[Tensor]:
@@ -398,7 +369,7 @@ class ARTransformer(AutoregressiveNetwork):
         Tensor of shape (B, n_params_d)
             The parameters of column ``d = o_i``.
         """
-        o = self._orderings_host[member]
+        o = self.ensemble.host_orderings[member]
         d = o[i]
         B, C = x.shape[0], self.d_model
         if i == 0:
@@ -409,12 +380,16 @@ class ARTransformer(AutoregressiveNetwork):
         for li, block in enumerate(self.blocks):
             h = block.step(h, cache[2 * li], cache[2 * li + 1], i)  # (B, 1, C)
         h = self.ln_f(h[:, 0])  # (B, C)
-        g, r = self._head_of[d]
-        return h @ self.head_w[g][r].T + self.head_b[g][r]  # (B, n_params_d)
+        return self.heads.column(h, d)  # (B, n_params_d)
 
 
 @torch.no_grad()
-def sample_cached(module: DensityModule, n_samples: int, generator: torch.Generator) -> Tensor:
+def sample_kv_cached(
+    module: DensityModule,
+    n_samples: int,
+    generator: torch.Generator,
+    context: Tensor | None = None,
+) -> Tensor:
     """Exact ancestral sampling with a key/value cache: one Transformer step per position.
 
     Draws exactly what :func:`skar.base.sample_plain` draws with the same generator: members
@@ -430,6 +405,8 @@ def sample_cached(module: DensityModule, n_samples: int, generator: torch.Genera
     n_samples : int
     generator : torch.Generator
         CPU generator; every draw comes from it.
+    context : None
+        The base sampler's argument; the Transformer is unconditional.
 
     Returns
     -------
@@ -455,6 +432,18 @@ def sample_cached(module: DensityModule, n_samples: int, generator: torch.Genera
             xm[:, d] = cond.sample_column(params, d, generator)
         x[rows] = xm
     return x
+
+
+def sample_cached(*args: Any, **kwargs: Any) -> Tensor:
+    """Deprecated alias of :func:`sample_kv_cached`, renamed so the cached samplers of two models
+    have distinct names; it will be removed in a future release."""
+    warnings.warn(
+        "skar.models.transformer.sample_cached was renamed sample_kv_cached; the old name will be "
+        "removed",
+        FutureWarning,
+        stacklevel=2,
+    )
+    return sample_kv_cached(*args, **kwargs)
 
 
 class ARTransformerDensity(BaseAutoregressiveDensity):
@@ -488,33 +477,7 @@ class ARTransformerDensity(BaseAutoregressiveDensity):
         The first ordering: the columns' own order, a random permutation, or a given
         permutation. With ``n_orderings > 1`` the other orderings are independent random
         permutations (an ensemble of one repeated ordering would be one model).
-    categorical_features : array-like of int, str or bool, or "from_dtype", default=None
-        Columns to model as categorical besides those whose pandas dtype is category, bool,
-        object or string (positions, names or a boolean mask).
-    batch_size : int or "auto", default="auto"
-        Minibatch size; "auto" is ``min(200, n_samples)``.
-    learning_rate_init : float, default=1e-3
-        Adam's learning rate.
-    max_iter : int, default=200
-        Maximum number of epochs.
-    alpha : float, default=0.0
-        L2 penalty (Adam's weight decay).
-    early_stopping : bool, default=True
-        Hold out ``validation_fraction`` of the rows and stop when their NLL stops improving,
-        restoring the best weights.
-    validation_fraction : float, default=0.1
-        Share of rows held out for early stopping.
-    n_iter_no_change : int, default=10
-        Epochs without an improvement of at least ``tol`` before stopping.
-    tol : float, default=1e-4
-        Minimum improvement of the validation NLL, in nats per row.
-    random_state : int, RandomState instance or None, default=None
-        Seeds initialisation, orderings, shuffling, dropout, the validation split and (by
-        default) ``sample``; the global torch and numpy RNGs are left as they were.
-    verbose : int, default=0
-        Print an epoch table and a progress bar while training.
-    device : str, default="auto"
-        ``"auto"`` trains on CUDA when available, else the CPU; or any torch device string.
+    {shared_parameters}
 
     Attributes
     ----------
@@ -564,10 +527,8 @@ class ARTransformerDensity(BaseAutoregressiveDensity):
         "n_heads": [Interval(Integral, 1, None, closed="left")],
         "d_model": [Interval(Integral, 1, None, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left")],
-        "n_components": [Interval(Integral, 1, None, closed="left")],
-        "component": [StrOptions({"gaussian", "laplace", "logistic"})],
-        "n_orderings": [Interval(Integral, 1, None, closed="left")],
-        "order": [StrOptions({"natural", "random"}), "array-like"],
+        **MIXTURE_CONSTRAINTS,
+        **ORDERING_CONSTRAINTS,
     }
 
     def __init__(
@@ -602,18 +563,7 @@ class ARTransformerDensity(BaseAutoregressiveDensity):
         self.component = component
         self.n_orderings = n_orderings
         self.order = order
-        self.categorical_features = categorical_features
-        self.batch_size = batch_size
-        self.learning_rate_init = learning_rate_init
-        self.max_iter = max_iter
-        self.alpha = alpha
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.random_state = random_state
-        self.verbose = verbose
-        self.device = device
+        super().__init__(**shared_params(locals()))
 
     def _build_network(
         self, schema: TabularSchema, conditionals: ColumnConditionals, seed: int
@@ -631,6 +581,8 @@ class ARTransformerDensity(BaseAutoregressiveDensity):
             seed=seed,
         )
 
-    def _sample_encoded(self, n_samples: int, generator: torch.Generator) -> Tensor:
+    def _sample_encoded(
+        self, n_samples: int, generator: torch.Generator, context: Tensor | None = None
+    ) -> Tensor:
         """Draw encoded rows with the key/value cache (equal to the plain loop's draw)."""
-        return sample_cached(self.net_.module_, n_samples, generator)
+        return sample_kv_cached(self.net_.module_, n_samples, generator, context)

@@ -73,7 +73,14 @@ import torch.nn.functional as F
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch import Tensor, nn
 
-from ..base import AutoregressiveNetwork, BaseAutoregressiveDensity, DensityModule
+from ..base import (
+    MIXTURE_CONSTRAINTS,
+    TRAINING_CONSTRAINTS,
+    AutoregressiveNetwork,
+    BaseAutoregressiveDensity,
+    DensityModule,
+    shared_params,
+)
 from ..distributions import Bernoulli, Categorical, ColumnConditionals, ConditionalFamily, Mixture
 from ..schema import ColumnSpec, TabularSchema
 
@@ -549,30 +556,7 @@ class WaveNetDensity(BaseAutoregressiveDensity):
         Mixture components of each step's conditional for real values.
     component : {"gaussian", "laplace", "logistic"}, default="gaussian"
         Mixture component family for real values.
-    batch_size : int or "auto", default="auto"
-        Minibatch size; "auto" is ``min(200, n_samples)``.
-    learning_rate_init : float, default=1e-3
-        Adam's learning rate.
-    max_iter : int, default=200
-        Maximum number of epochs.
-    alpha : float, default=0.0
-        L2 penalty (Adam's weight decay).
-    early_stopping : bool, default=True
-        Hold out ``validation_fraction`` of the rows and stop when their NLL stops improving,
-        restoring the best weights.
-    validation_fraction : float, default=0.1
-        Share of rows held out for early stopping.
-    n_iter_no_change : int, default=10
-        Epochs without an improvement of at least ``tol`` before stopping.
-    tol : float, default=1e-4
-        Minimum improvement of the validation NLL, in nats per row.
-    random_state : int, RandomState instance or None, default=None
-        Seeds initialisation, shuffling, the validation split and (by default) ``sample``;
-        the global torch and numpy RNGs are left as they were.
-    verbose : int, default=0
-        Show training progress.
-    device : str, default="auto"
-        ``"auto"`` trains on CUDA when available, else the CPU; or any torch device string.
+    {shared_parameters}
 
     Attributes
     ----------
@@ -622,8 +606,7 @@ class WaveNetDensity(BaseAutoregressiveDensity):
     """
 
     _parameter_constraints: dict = {
-        **{k: v for k, v in BaseAutoregressiveDensity._parameter_constraints.items()
-           if k != "categorical_features"},
+        **TRAINING_CONSTRAINTS,
         "n_layers_per_block": [Interval(Integral, 1, None, closed="left")],
         "n_blocks": [Interval(Integral, 1, None, closed="left")],
         "kernel_size": [Interval(Integral, 2, None, closed="left")],
@@ -633,8 +616,7 @@ class WaveNetDensity(BaseAutoregressiveDensity):
         "quantization": [StrOptions({"integer", "linear", "mu_law"}), None],
         "n_levels": [Interval(Integral, 2, None, closed="left")],
         "value_range": ["array-like", None],
-        "n_components": [Interval(Integral, 1, None, closed="left")],
-        "component": [StrOptions({"gaussian", "laplace", "logistic"})],
+        **MIXTURE_CONSTRAINTS,
     }
 
     def __init__(
@@ -674,17 +656,7 @@ class WaveNetDensity(BaseAutoregressiveDensity):
         self.value_range = value_range
         self.n_components = n_components
         self.component = component
-        self.batch_size = batch_size
-        self.learning_rate_init = learning_rate_init
-        self.max_iter = max_iter
-        self.alpha = alpha
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.random_state = random_state
-        self.verbose = verbose
-        self.device = device
+        super().__init__(**shared_params(locals()))
 
     # ------------------------------------------------------------------ hooks
     def _check_X(self, X: Any, *, reset: bool) -> Any:
@@ -725,7 +697,7 @@ class WaveNetDensity(BaseAutoregressiveDensity):
     def _build_network(
         self, schema: SequenceSchema, conditionals: ColumnConditionals, seed: int
     ) -> WaveNet:
-        net = WaveNet(
+        return WaveNet(
             n_steps=schema.n_features,
             kind=schema.kind,
             n_params=conditionals.families[0].n_params,
@@ -737,8 +709,9 @@ class WaveNetDensity(BaseAutoregressiveDensity):
             dilation_channels=self.dilation_channels,
             skip_channels=self.skip_channels,
         )
-        self.receptive_field_ = net.receptive_field
-        return net
+
+    def _fitted_attributes(self, schema: SequenceSchema, network: nn.Module) -> dict[str, Any]:
+        return {"receptive_field_": network.receptive_field}
 
     def _sample_encoded(self, n_samples: int, generator: torch.Generator,
                         context: Tensor | None = None) -> Tensor:
