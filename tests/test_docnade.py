@@ -508,3 +508,12 @@ def test_shakespeare_speeches_and_word_ids():
         words_to_ids(["a"], vocabulary=["a"])
     with pytest.raises(ValueError, match="min_count"):
         words_to_ids(["a"], min_count=0)
+
+
+@pytest.mark.parametrize("output", ["softmax", "tree"])
+def test_empty_documents_have_probability_one_and_train(output):
+    # batch_size=1: two minibatches of one empty document each (no word, a loss of 0).
+    model = DocNADEDensity(3, output=output, batch_size=1, max_iter=2, random_state=0,
+                           device="cpu").fit([[], [], [0, 1]])
+    assert np.isfinite(model.history_["train_nll"]).all()
+    assert model.score_samples([[], [1]])[0] == 0.0

@@ -224,8 +224,9 @@ class DocNADENetwork(nn.Module):
         An exclusive cumulative sum: position ``i`` sees words ``0..i-1`` only, so padding
         after a document never reaches its own positions.
         """
-        e = self.embedding[x]  # (B, L, H)
-        a = torch.cumsum(e, dim=1) - e  # (B, L, H): sum over j < i
+        e = self.embedding[x[:, :-1]]  # (B, L-1, H): the last word feeds no position
+        # Shifted by one, so a_i sums exactly the words j < i (no cumsum(e) - e cancellation).
+        a = torch.cumsum(F.pad(e, (0, 0, 1, 0)), dim=1)[:, : x.shape[1]]  # (B, L, H), a_1 = 0
         return self.activation(self.c + a)
 
     def word_log_prob(self, h: Tensor, words: Tensor) -> Tensor:
