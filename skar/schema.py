@@ -446,14 +446,22 @@ class TabularSchema:
                     f"quantization gives {_label(name)} the step {steps[j]!r}, but it is "
                     f"declared {types[j]!r}; only quantized columns have a step"
                 )
+            if steps[j] is not None:
+                types[j] = "quantized"
         columns = []
         for j, name in enumerate(names):
             col = _column(X, j)
-            declared = types[j] is not None or steps[j] is not None
+            declared = types[j] is not None
             if types[j] != "categorical":
                 _check_not_datetime(col, name)
             kind, cats = _infer_kind(col, types[j] == "categorical")
             dtype = col.dtype
+            if types[j] == "binary" and kind == "categorical":
+                raise ValueError(
+                    f"{_label(name)} is declared binary in feature_types, but holds "
+                    f"non-numeric values ({list(cats[:5])}); a binary column holds 0/1 or "
+                    "bool values (declare it 'categorical' instead)"
+                )
             if kind in ("binary", "categorical") and types[j] not in ("continuous", "quantized"):
                 values = np.asarray(col, dtype=object)
                 miss = _is_missing(values)

@@ -297,6 +297,10 @@ def test_declared_kinds_are_checked(frame):
                                 categorical_features=["count"])
     with pytest.raises(ValueError, match="step -1"):
         TabularSchema.from_data(frame, quantization={"count": -1})
+    with pytest.raises(ValueError, match=r"column 'city' is declared binary.*non-numeric"):
+        TabularSchema.from_data(frame, feature_types={"city": "binary"})
+    with pytest.raises(ValueError, match=r"column 'city' holds 'Lima'"):
+        TabularSchema.from_data(frame, quantization={"city": 1.0})
 
 
 def test_zero_one_column_declared_continuous_encodes_half(frame):
