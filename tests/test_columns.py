@@ -368,3 +368,18 @@ def test_marginal_log_weights_are_normalised():
     x = np.random.RandomState(0).normal(size=50)
     theta = Mixture(4).marginal_params(x, np.ones(50))
     assert logsumexp(theta[:4]) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_quantized_columns_with_different_steps_share_one_group():
+    fams = [Mixture(2, step=0.1, offset=0.02), Mixture(2), Mixture(2, step=0.7, offset=-0.3),
+            Mixture(2, atoms=(0.5,))]
+    cc = ColumnConditionals(fams)
+    assert len(cc._group_families) == 3  # both grids in one group
+    g = torch.Generator().manual_seed(0)
+    params = torch.randn(6, cc.n_params, generator=g, dtype=torch.float64)
+    x = torch.randn(6, 4, generator=g, dtype=torch.float64)
+    x[0, 3] = 0.5
+    got = cc.log_prob(params, x)
+    for d, fam in enumerate(fams):
+        want = fam.log_prob(cc.column_params(params, d), x[:, d])
+        np.testing.assert_allclose(got[:, d].numpy(), want.numpy(), rtol=1e-12)
