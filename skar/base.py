@@ -172,19 +172,28 @@ class DensityModule(nn.Module):
         return self.conditionals.log_prob(self.params(x, member, context), x)
 
     def forward(
-        self, x: Tensor, sample_weight: Tensor | None = None, context: Tensor | None = None
+        self,
+        x: Tensor,
+        sample_weight: Tensor | None = None,
+        context: Tensor | None = None,
+        log_jacobian: Tensor | None = None,
     ) -> Tensor:
         """Log density of every row of ``x`` (standardised units); shape (B,).
 
         ``context`` (conditional models only) is one context row per row of ``x``.
+        ``log_jacobian`` (B,), when given, is the part of every row's log|Jacobian| that
+        varies between rows (:meth:`BaseAutoregressiveDensity._log_jacobian_rows`), added so
+        that training reports its losses in the units of the data.
         """
         if self.training:
-            return self.network.training_log_prob(x, self.conditionals, context)
-        k = self.network.n_members
-        logps = torch.stack(
-            [self.log_prob_per_feature(x, m, context).sum(-1) for m in range(k)]
-        )
-        return torch.logsumexp(logps, dim=0) - math.log(k)
+            out = self.network.training_log_prob(x, self.conditionals, context)
+        else:
+            k = self.network.n_members
+            logps = torch.stack(
+                [self.log_prob_per_feature(x, m, context).sum(-1) for m in range(k)]
+            )
+            out = torch.logsumexp(logps, dim=0) - math.log(k)
+        return out if log_jacobian is None else out + log_jacobian.to(out)
 
 
 def member_rows(
@@ -497,6 +506,16 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         :meth:`AutoregressiveNetwork.init_marginals`.
         """
 
+    def _log_jacobian_rows(self, schema: TabularSchema, Z: np.ndarray) -> np.ndarray | None:
+        """The part of ``log |dZ/dX|`` that varies between rows, shape ``(n, D)``, or ``None``
+        (the default) when the schema's constant ``log_jacobian_per_feature`` is all of it.
+
+        A quantised model whose bins have different widths (WaveNet's "linear" and "mu_law"
+        codes) returns ``-log w`` of every code's bin. ``fit`` trains with it (so ``history_``
+        is in the units of ``X``), and the scores add it.
+        """
+        return None
+
     def _fitted_attributes(self, schema: TabularSchema, network: nn.Module) -> dict[str, Any]:
         """Model-specific fitted attributes (name ending in ``_`` -> value), which ``fit``
         assigns with ``schema_`` and ``net_`` once training has succeeded (hook; none by
@@ -540,7 +559,8 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         storing fitted attributes such as ``classes_``), checks ``y`` against them otherwise,
         and returns one context row per sample (e.g. class codes), which reaches the network
         as ``forward(x, member, context=...)``. Called in ``fit``, ``score_samples`` and
-        ``sample``, after ``X`` is checked.
+        ``sample``, after ``X`` is checked; in ``fit`` before :meth:`_build_network`, which may
+        therefore read what it stored (PixelCNN's class embedding needs ``classes_``).
         """
         return None
 
@@ -650,6 +670,9 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             data = {"x": Z, "sample_weight": w.astype(np.float32)}
             if context is not None:
                 data["context"] = context
+            row_jacobian = self._log_jacobian_rows(schema, Z)
+            if row_jacobian is not None:
+                data["log_jacobian"] = row_jacobian.sum(1).astype(np.float32)
             # The rows skorch will train on (its seeded split is deterministic), so that an
             # initialisation fitted to the data never sees the validation rows.
             rows = np.arange(n)
@@ -724,6 +747,9 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         out = np.empty(Z.shape[0], dtype=np.float64)
         self._fill_batches(out, lambda module, z, c: module(z, context=c), Z, context)
         out += self.schema_.log_jacobian
+        row_jacobian = self._log_jacobian_rows(self.schema_, Z)
+        if row_jacobian is not None:
+            out += row_jacobian.sum(1)
         return out
 
     def score_samples_per_feature(self, X: Any, y: Any = None) -> np.ndarray:
@@ -761,6 +787,9 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             out, lambda module, z, c: module.log_prob_per_feature(z, 0, c), Z, context
         )
         out += self.schema_.log_jacobian_per_feature
+        row_jacobian = self._log_jacobian_rows(self.schema_, Z)
+        if row_jacobian is not None:
+            out += row_jacobian
         return out
 
     def score(self, X: Any, y: Any = None) -> float:

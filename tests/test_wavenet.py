@@ -384,3 +384,24 @@ def test_load_sunspots():
     assert b.data.min() >= 0 and "SILSO" in b.citation
     series, y = load_sunspots(return_X_y=True)
     assert y is None and np.array_equal(series, b.data)
+
+
+@pytest.mark.parametrize("quantization", ["linear", "mu_law"])
+def test_history_is_in_the_units_of_x_like_the_scores(quantization):
+    """Every row the same sequence: the validation NLL of the one epoch is minus the score of
+    that row, in the units of X (the bins' log-widths included), and the per-step scores add
+    up to it."""
+    row = np.array([-0.9, -0.2, 0.05, 0.3, 0.8, 0.95])
+    X = np.tile(row, (20, 1))
+    est = WaveNetDensity(n_layers_per_block=2, residual_channels=4, dilation_channels=4,
+                         skip_channels=4, quantization=quantization, n_levels=8,
+                         value_range=(-1, 1), max_iter=1, validation_fraction=0.2,
+                         random_state=0).fit(X)
+    score = est.score_samples(row[None])[0]
+    codes = est.schema_.encode(row[None])
+    widths = np.diff(est.schema_.edges)[codes.astype(int)]
+    assert np.log(widths).sum() != pytest.approx(0.0)  # the units matter here
+    valid = est.history_["valid_nll"].iloc[-1]
+    assert valid == pytest.approx(-score, abs=1e-4)
+    np.testing.assert_allclose(est.score_samples_per_feature(row[None]).sum(), score,
+                               rtol=1e-6)

@@ -82,6 +82,7 @@ from ..base import (
     shared_params,
 )
 from ..distributions import Bernoulli, Categorical, ColumnConditionals, ConditionalFamily, Mixture
+from ..nn import shift_right
 from ..schema import ColumnSpec, TabularSchema
 
 __all__ = [
@@ -417,13 +418,11 @@ class WaveNet(AutoregressiveNetwork):
 
     def embed(self, x: Tensor) -> Tensor:
         """``(B, T)`` encoded sequences -> ``h^0`` of shape ``(B, C_r, T)``, shifted by one."""
-        B = x.shape[0]
         if self.kind == "categorical":
             codes = x.long()  # floor of a sampled k + frac
-            start = codes.new_full((B, 1), self.n_levels)
-            prev = torch.cat([start, codes[:, :-1]], dim=1)  # (B, T): code of x_{t-1}
+            prev = shift_right(codes, self.n_levels)  # (B, T): code of x_{t-1}
             return self.input(prev).transpose(1, 2)
-        prev = F.pad(x, (1, -1))  # (B, T): x_{t-1}, 0 at t = 0
+        prev = shift_right(x, 0.0)  # (B, T): x_{t-1}, 0 at t = 0
         exists = torch.ones_like(x)
         exists[:, 0] = 0.0
         return self.input(torch.stack([prev, exists], dim=-1)).transpose(1, 2)
@@ -572,8 +571,8 @@ class WaveNetDensity(BaseAutoregressiveDensity):
     net_ : skorch.NeuralNet
         The trained skorch net; ``net_.module_`` is the torch module.
     history_ : pandas.DataFrame
-        Per-epoch ``train_nll`` and ``valid_nll`` (nats per sequence; in the units of X for
-        real values, of the bin codes for a quantised model) and duration.
+        Per-epoch ``train_nll`` and ``valid_nll`` (nats per sequence, in the units of X, as
+        :meth:`score_samples`) and duration.
     n_iter_ : int
         Number of epochs run.
 
@@ -710,51 +709,16 @@ class WaveNetDensity(BaseAutoregressiveDensity):
             skip_channels=self.skip_channels,
         )
 
+    def _log_jacobian_rows(self, schema: SequenceSchema, Z: np.ndarray) -> np.ndarray | None:
+        """``-log w_{k_t}`` of every step's bin for "linear" and "mu_law" codes: the scores are
+        densities in the units of ``X`` (each bin's probability spread over its width)."""
+        if self.quantization in ("linear", "mu_law"):
+            return schema.log_width(Z)
+        return None
+
     def _fitted_attributes(self, schema: SequenceSchema, network: nn.Module) -> dict[str, Any]:
         return {"receptive_field_": network.receptive_field}
 
     def _sample_encoded(self, n_samples: int, generator: torch.Generator,
                         context: Tensor | None = None) -> Tensor:
         return sample_queued(self.net_.module_, n_samples, generator)
-
-    # ------------------------------------------------------------------ scoring
-    def score_samples(self, X: Any, y: Any = None) -> np.ndarray:
-        """Log density of every sequence, natural log, in the units of ``X``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, T)
-            One sequence per row, of the length seen in fit.
-        y : None
-            Ignored; present for API consistency.
-
-        Returns
-        -------
-        log_density : ndarray of shape (n_samples,), float64
-            ``sum_t log p(x_t | x_<t)``: a log density per unit of ``X`` per step for real
-            values and for "linear"/"mu_law" quantisation (``log P(k_t | k_<t) - log w_{k_t}``),
-            a log-probability for binary data and for "integer" codes.
-        """
-        out = super().score_samples(X, y)
-        if self.quantization in ("linear", "mu_law"):
-            out = out + self.schema_.log_width(self._encode(X)).sum(1)
-        return out
-
-    def score_samples_per_feature(self, X: Any, y: Any = None) -> np.ndarray:
-        """Each step's conditional log density ``log p(x_t | x_<t)``, in the units of ``X``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, T)
-        y : None
-            Ignored; present for API consistency.
-
-        Returns
-        -------
-        ndarray of shape (n_samples, T), float64
-            Rows sum to :meth:`score_samples`.
-        """
-        out = super().score_samples_per_feature(X, y)
-        if self.quantization in ("linear", "mu_law"):
-            out = out + self.schema_.log_width(self._encode(X))
-        return out
