@@ -368,6 +368,7 @@ def _neural_record(model: Any) -> dict[str, Any]:
         return {}
     valid = h["valid_nll"].to_numpy(dtype=float)
     rec = {"max_iter": model.max_iter,
+           "validation_fraction": model.validation_fraction if model.early_stopping else None,
            "train_nll": [round(float(v), 4) for v in h["train_nll"]],
            "valid_nll": [None if np.isnan(v) else round(float(v), 4) for v in valid]}
     if np.isfinite(valid).any():
@@ -475,7 +476,9 @@ def run(datasets: list[str], quick: bool, seeds: int | None, models: list[str] |
     entries = [e for e in model_entries() if models is None or e.name in models]
     done: list[dict[str, Any]] = []
     if cells_path.exists():
-        done = [json.loads(line) for line in cells_path.read_text().splitlines() if line]
+        # A line still being written by a running job is not a cell yet.
+        done = [json.loads(line) for line in cells_path.read_text().splitlines()
+                if line.endswith("}")]
     have = {(c["dataset"], c["model"], c["seed"]) for c in done}
     todo = [] if table_only else [
         (ds, e, s) for ds in datasets for s in range(n_splits(ds, quick, seeds))
@@ -593,7 +596,42 @@ def table(cells: list[dict[str, Any]], datasets: list[str], quick: bool, seeds: 
     return "\n".join(
         lines + ["## Summary: mean test log-likelihood per row (in brackets for skar: Δ to "
                  "the better classic)", ""] + summary + [""] + speed_lines
-        + ["## Per data set", ""] + detail)
+        + ["## Per data set", ""] + detail + diagnostics(cells, ds_list, entries))
+
+
+def diagnostics(cells: list[dict[str, Any]], ds_list: list[str],
+                entries: list[Entry]) -> list[str]:
+    """How the neural models' training ended, from the recorded curves (means over cells).
+
+    ``valid rows`` is the early-stopping hold-out (``validation_fraction`` of the training rows;
+    0.1, the default, where a cell predates that record). ``curve noise`` is the median
+    epoch-to-epoch change of the validation NLL: when it is as large as the gaps between the
+    models, the hold-out cannot tell a better epoch from a worse one.
+    """
+    out = ["## Training diagnostics of the neural models", "",
+           "Means over cells. Epochs: run / restored by early stopping / `max_iter`. NLLs in "
+           "nats per row at the restored epoch; `test NLL − valid NLL` above 0 means the "
+           "hold-out flattered the model. Curve noise: median |Δ valid NLL| between epochs.",
+           "", "| data set | model | epochs | valid rows | train NLL | valid NLL | test NLL | "
+           "test − valid | curve noise |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for ds in ds_list:
+        for e in entries:
+            cs = [c for c in cells if c["dataset"] == ds and c["model"] == e.name
+                  and c.get("best_epoch")]
+            if not cs:
+                continue
+            b = [c["best_epoch"] - 1 for c in cs]
+            tr = np.mean([c["train_nll"][i] for c, i in zip(cs, b)])
+            va = np.mean([c["valid_nll"][i] for c, i in zip(cs, b)])
+            te = -np.mean([c["test_ll"] for c in cs])
+            n_valid = np.mean([math.ceil(c["n_train"] * (c.get("validation_fraction") or 0.1))
+                               for c in cs])
+            noise = np.median(np.concatenate([np.abs(np.diff(
+                [v for v in c["valid_nll"] if v is not None])) for c in cs]))
+            out.append(f"| {ds} | {e.name} | {np.mean([c['n_iter'] for c in cs]):.0f} / "
+                       f"{np.mean(b) + 1:.0f} / {cs[0]['max_iter']} | {n_valid:.0f} | "
+                       f"{tr:.3f} | {va:.3f} | {te:.3f} | {te - va:+.3f} | {noise:.3f} |")
+    return out + [""]
 
 
 def plot(cells: list[dict[str, Any]], datasets: list[str], path: Path, label: str) -> None:
