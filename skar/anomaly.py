@@ -39,6 +39,8 @@ from __future__ import annotations
 import math
 import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from numbers import Real
 from typing import Any
 
@@ -88,41 +90,39 @@ def _declare_categories(X: Any) -> Any:
     return X
 
 
-class _rows_of:
-    """Context manager: an error naming ``row k`` of a subset is re-raised naming the row of
-    the ``X`` passed to ``fit`` (``rows[k]``), saying which step failed."""
-
-    def __init__(self, rows: np.ndarray, step: str) -> None:
-        self.rows, self.step = rows, step
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
-        if not isinstance(exc, (ValueError, TypeError)) or exc.args[:1] == ():
-            return False
-        if not _ROW.search(str(exc.args[0])):
-            return False  # no row named: the error is about the data as a whole
-        message = _ROW.sub(lambda m: _map_row(m, self.rows), str(exc.args[0]))
-        if "not seen in fit" in message and "calibration" in self.step:
+@contextmanager
+def _user_rows(rows: np.ndarray, step: str) -> Iterator[None]:
+    """Re-raise an error that names ``row k`` of a subset of ``X`` with ``row rows[k]``, the
+    position in the ``X`` passed to ``fit``, and say which step of ``fit`` failed."""
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        message = str(exc.args[0]) if exc.args else ""
+        if not _ROW.search(message):
+            raise  # no row named: the error is about the data as a whole
+        message = _ROW.sub(lambda m: _map_row(m, rows), message)
+        if "not seen in fit" in message and "calibration" in step:
             message += (
                 "; that category occurs only in rows held out for calibration, so the density "
                 "never saw it: declare every category up front (a pandas 'category' column, or "
                 "a DataFrame whose string columns the detector then declares for you), or "
                 "change random_state or calibration_fraction"
             )
-        raise type(exc)(f"{message} (while {self.step}; row numbers are positions in the X "
-                        "passed to fit)").with_traceback(tb) from None
+        try:
+            mapped = type(exc)(
+                f"{message} (while {step}; row numbers are positions in the X passed to fit)"
+            )
+        except Exception:  # an exception type with another constructor: keep it as it is
+            raise exc from None
+        raise mapped from None
 
 
-_ROW = re.compile(r"\b(at row|in row|row) (\d+)")
+_ROW = re.compile(r"\brow (\d+)")
 
 
 def _map_row(match: re.Match, rows: np.ndarray) -> str:
-    k = int(match.group(2))
-    if not 0 <= k < len(rows):
-        return match.group(0)
-    return f"{match.group(1)} {rows[k]}"
+    k = int(match.group(1))
+    return f"row {rows[k]}" if 0 <= k < len(rows) else match.group(0)
 
 
 def _nan_as_minus_inf(scores: np.ndarray, method: str) -> np.ndarray:
@@ -368,20 +368,20 @@ class DensityOutlierDetector(OutlierMixin, BaseEstimator):
         perm = check_random_state(self.random_state).permutation(n)
         cal, rest = np.sort(perm[:n_cal]), np.sort(perm[n_cal:])
         X_cal = _safe_indexing(X, cal)
-        with _rows_of(rest, "fitting the density on the rows not held out for calibration"):
+        with _user_rows(rest, "fitting the density on the rows not held out for calibration"):
             estimator = clone(self.estimator).fit(_safe_indexing(X, rest))
 
         if self.contamination == "auto":
-            with _rows_of(cal, "scoring the rows held out for calibration"):
+            with _user_rows(cal, "scoring the rows held out for calibration"):
                 cal_scores = self._scores(estimator, X_cal)
             offset = self._conformal_offset(np.sort(cal_scores))
         else:
-            with _rows_of(np.arange(n), "scoring the training rows"):
+            with _user_rows(np.arange(n), "scoring the training rows"):
                 train_scores = self._scores(estimator, X)
             cal_scores = train_scores[cal]
             offset = _percentile(train_scores, 100.0 * self.contamination)
 
-        with _rows_of(cal, "scoring the rows held out for calibration"):
+        with _user_rows(cal, "scoring the rows held out for calibration"):
             baseline = self._contribution_baseline(estimator, X_cal)
         self.estimator_ = estimator
         self.calibration_indices_ = cal
