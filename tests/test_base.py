@@ -25,7 +25,7 @@ EXPECTED_FAILED: dict[str, str] = {}
 
 
 @parametrize_with_checks(
-    [MADEDensity(**FAST), MADEDensity(hidden_layer_sizes=(), n_masks=2, order="random",
+    [MADEDensity(**FAST), MADEDensity(hidden_layer_sizes=(), n_orderings=2, order="random",
                                       max_iter=2, early_stopping=False, random_state=0)],
     expected_failed_checks=lambda est: EXPECTED_FAILED,
 )
@@ -204,6 +204,7 @@ def test_bad_n_samples(fitted, n):
         ({"learning_rate_init": -1.0}, "learning_rate_init"),
         ({"validation_fraction": 1.5}, "validation_fraction"),
         ({"component": "cauchy"}, "component"),
+        ({"n_orderings": 0}, "n_orderings"),
         ({"n_masks": 0}, "n_masks"),
         ({"hidden_layer_sizes": (8, -1)}, "hidden_layer_sizes"),
         ({"order": "sideways"}, "order"),

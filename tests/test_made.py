@@ -65,7 +65,7 @@ def binary10():
     "params",
     [
         dict(hidden_layer_sizes=(16,)),
-        dict(hidden_layer_sizes=(16, 16), n_masks=3, order="random"),
+        dict(hidden_layer_sizes=(16, 16), n_orderings=3, order="random"),
         dict(hidden_layer_sizes=()),
     ],
 )
@@ -79,7 +79,7 @@ def test_categorical_and_mixed_discrete_spaces_sum_to_one():
     levels = {"a": ["x", "y", "z"], "b": ["p", "q", "r", "s"], "c": ["u", "v"]}
     train = pd.DataFrame({c: pd.Categorical(rng.choice(lv, 300), categories=lv)
                           for c, lv in levels.items()})
-    est = MADEDensity(hidden_layer_sizes=(8,), n_masks=2, **FAST).fit(train)
+    est = MADEDensity(hidden_layer_sizes=(8,), n_orderings=2, **FAST).fit(train)
     assert_sums_to_one(est, product_frame(levels))
 
     train["flag"] = rng.rand(300) < 0.3
@@ -96,7 +96,7 @@ def test_continuous_density_integrates_to_one_in_1d_and_2d():
     assert integrate_1d(est, -12, 12) == pytest.approx(1.0, abs=1e-2)
 
     X2 = rng.normal(size=(400, 2)) @ np.array([[1.0, 0.8], [0.0, 0.6]])
-    est = MADEDensity(hidden_layer_sizes=(8,), n_components=2, n_masks=2, order="random",
+    est = MADEDensity(hidden_layer_sizes=(8,), n_components=2, n_orderings=2, order="random",
                       **FAST).fit(X2)
     assert integrate_2d(est, (-9, -9), (9, 9)) == pytest.approx(1.0, abs=1e-2)
 
@@ -128,7 +128,7 @@ def test_samples_match_probabilities_chi_square():
     rng = np.random.RandomState(0)
     X = (rng.rand(800, 4) < [0.2, 0.5, 0.7, 0.4]).astype(int)
     X[:, 3] = X[:, 0] ^ X[:, 1]
-    est = MADEDensity(hidden_layer_sizes=(8,), n_masks=2, order="random", **FAST).fit(X)
+    est = MADEDensity(hidden_layer_sizes=(8,), n_orderings=2, order="random", **FAST).fit(X)
     assert_samples_match_probabilities(est, all_binary_rows(4), n_samples=20_000)
 
 
@@ -201,7 +201,7 @@ def test_consistency_binary_bayes_net_within_005_nats():
 def test_mask_ensemble_is_a_mixture_not_an_average_of_logits(binary10):
     """Averaging log-probabilities of several masks would sum to < 1 (AM-GM); the mixture
     sums to exactly 1 and lies between the members' extremes."""
-    est = MADEDensity(hidden_layer_sizes=(16,), n_masks=4, order="random", **FAST).fit(binary10)
+    est = MADEDensity(hidden_layer_sizes=(16,), n_orderings=4, order="random", **FAST).fit(binary10)
     X = all_binary_rows(10)
     assert_sums_to_one(est, X)
     module = est.net_.module_
@@ -223,7 +223,7 @@ def test_per_feature_scores_sum_to_score_samples():
     assert per.shape == (200, 3)
     np.testing.assert_allclose(per.sum(1), est.score_samples(df), rtol=1e-6)
     assert (per[:, 1:] <= 0).all()  # discrete columns: log-probabilities
-    ens = MADEDensity(hidden_layer_sizes=(8,), n_masks=2, **FAST).fit(df)
+    ens = MADEDensity(hidden_layer_sizes=(8,), n_orderings=2, **FAST).fit(df)
     with pytest.raises(ValueError, match="2 orderings or masks"):
         ens.score_samples_per_feature(df)
 
@@ -242,3 +242,14 @@ def test_all_orders_of_tiny_binary_model_normalise():
     for perm in itertools.permutations(range(3)):
         est = MADEDensity(hidden_layer_sizes=(4,), order=list(perm), **FAST).fit(X)
         assert_sums_to_one(est, all_binary_rows(3))
+
+
+def test_n_masks_is_a_deprecated_name_of_n_orderings(binary10):
+    kw = dict(hidden_layer_sizes=(8,), order="random", **FAST)
+    new = MADEDensity(n_orderings=3, **kw).fit(binary10)
+    with pytest.warns(FutureWarning, match="n_masks was renamed n_orderings"):
+        old = MADEDensity(n_masks=3, **kw).fit(binary10)
+    assert old.net_.module_.network.n_members == 3
+    np.testing.assert_array_equal(old.score_samples(binary10), new.score_samples(binary10))
+    with pytest.raises(ValueError, match="pass only n_orderings"):
+        MADEDensity(n_masks=3, n_orderings=2, **kw).fit(binary10)

@@ -21,21 +21,23 @@ logistic (or softmax, or mixture) regression on the preceding columns. For binar
 is exactly the fully visible sigmoid belief net (FVSBN, Frey 1998):
 ``p(x_i = 1 | x_<i) = sigmoid(b_i + sum_{j<i} W_ij x_j)``.
 
-Order- and connectivity-agnostic training (``n_masks > 1``) draws one of ``n_masks`` fixed
+Order- and connectivity-agnostic training (``n_orderings > 1``) draws one of ``n_orderings`` fixed
 (ordering, degrees) sets per minibatch; scoring averages the masks' probabilities.
 """
 
 from __future__ import annotations
 
+import warnings
 from numbers import Integral
 from typing import Any
 
 import numpy as np
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Hidden, Interval, StrOptions
 from torch import Tensor, nn
 
 from ..base import (
     MIXTURE_CONSTRAINTS,
+    ORDERING_CONSTRAINTS,
     BaseAutoregressiveDensity,
     make_orderings,
     shared_params,
@@ -170,13 +172,17 @@ class MADEDensity(BaseAutoregressiveDensity):
         Mixture components of each continuous column's conditional.
     component : {"gaussian", "laplace", "logistic"}, default="gaussian"
         Mixture component family of continuous columns.
-    n_masks : int, default=1
-        Number of masks (orderings and connectivities). With more than one, each minibatch
-        trains one mask drawn at random, and ``score_samples`` averages the masks'
-        probabilities (the mask ensemble of Germain et al. 2015).
+    n_orderings : int, default=1
+        Size of the ensemble of masks (the name every estimator gives its ensemble size, so
+        one grid serves all): each member has its own connectivity, and with
+        ``order="random"`` its own ordering. With more than one, each minibatch trains one
+        mask drawn at random, and ``score_samples`` averages the masks' probabilities (the
+        mask ensemble of Germain et al. 2015).
     order : {"natural", "random"} or array-like of int, default="natural"
         Column ordering: the columns' own order, an independent random permutation per mask,
         or a given permutation.
+    n_masks : int, default="deprecated"
+        Deprecated name of ``n_orderings``; passing it raises a FutureWarning.
     direct_connections : bool, default=True
         Masked weights from the inputs straight to the outputs, as in the MADE paper.
     activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
@@ -225,8 +231,8 @@ class MADEDensity(BaseAutoregressiveDensity):
         **BaseAutoregressiveDensity._parameter_constraints,
         **MIXTURE_CONSTRAINTS,
         "hidden_layer_sizes": ["array-like"],
-        "n_masks": [Interval(Integral, 1, None, closed="left")],
-        "order": [StrOptions({"natural", "random"}), "array-like"],
+        **ORDERING_CONSTRAINTS,
+        "n_masks": [Interval(Integral, 1, None, closed="left"), Hidden(StrOptions({"deprecated"}))],
         "direct_connections": ["boolean"],
         "activation": [StrOptions(set(_ACTIVATIONS))],
     }
@@ -237,8 +243,9 @@ class MADEDensity(BaseAutoregressiveDensity):
         *,
         n_components: int = 5,
         component: str = "gaussian",
-        n_masks: int = 1,
+        n_orderings: int = 1,
         order: Any = "natural",
+        n_masks: Any = "deprecated",
         direct_connections: bool = True,
         activation: str = "relu",
         categorical_features: Any = None,
@@ -257,11 +264,29 @@ class MADEDensity(BaseAutoregressiveDensity):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.n_components = n_components
         self.component = component
-        self.n_masks = n_masks
+        self.n_orderings = n_orderings
         self.order = order
+        self.n_masks = n_masks
         self.direct_connections = direct_connections
         self.activation = activation
         super().__init__(**shared_params(locals()))
+
+    def _ensemble_size(self) -> int:
+        """``n_orderings``, or the deprecated ``n_masks`` when it is passed (with a warning)."""
+        if isinstance(self.n_masks, str) and self.n_masks == "deprecated":
+            return self.n_orderings
+        if self.n_orderings != 1:
+            raise ValueError(
+                f"n_masks={self.n_masks} and n_orderings={self.n_orderings} name the same "
+                "thing; pass only n_orderings"
+            )
+        warnings.warn(
+            "n_masks was renamed n_orderings (the ensemble size of every skar estimator); "
+            "n_masks will be removed in a future release",
+            FutureWarning,
+            stacklevel=4,
+        )
+        return self.n_masks
 
     def _build_network(
         self, schema: TabularSchema, conditionals: ColumnConditionals, seed: int
@@ -277,7 +302,7 @@ class MADEDensity(BaseAutoregressiveDensity):
             kinds=schema.kinds,
             output_sizes=[f.n_params for f in conditionals.families],
             hidden_layer_sizes=tuple(int(h) for h in hidden),
-            n_masks=self.n_masks,
+            n_masks=self._ensemble_size(),
             order=self.order,
             direct_connections=self.direct_connections,
             activation=self.activation,

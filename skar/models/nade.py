@@ -653,10 +653,9 @@ class _NADEBase(BaseAutoregressiveDensity):
     def _sample_encoded(
         self, n_samples: int, generator: torch.Generator, context: Tensor | None = None
     ) -> Tensor:
-        module = self.net_.module_  # NADE is unconditional: context is always None
-        if isinstance(module.network, NADE):
-            return sample_nade(module, n_samples, generator)
-        return sample_order_agnostic(module, n_samples, generator)
+        """The network's exact fast sampler (NADE is unconditional: ``context`` is None)."""
+        sampler = sample_order_agnostic if self.order_agnostic else sample_nade
+        return sampler(self.net_.module_, n_samples, generator)
 
 
 class NADEDensity(_NADEBase):
