@@ -684,8 +684,8 @@ class TabularSchema:
         Continuous columns get a :class:`~skar.distributions.Mixture`; a quantized column's
         carries its grid in standardised units (``step = r / s``, the cells of the column's
         values), a continuous column's its point masses. ``min_scale`` is the floor of the
-        mixtures' component scales in standardised units (on a quantized column
-        ``min(min_scale, step / 8)``).
+        mixtures' component scales in standardised units on continuous columns (a quantized
+        column's floor is ``step / 16``, which its cells make harmless).
         """
         fams: list[ConditionalFamily] = []
         for c in self.columns:
