@@ -268,6 +268,34 @@ def test_none_among_pixelcnn_labels_is_named():
         est.fit(X, y)
 
 
+@needs("base/pixelcnn wiring: labels of types that cannot be ordered are named")
+def test_mixed_type_pixelcnn_labels_are_named():
+    X = _images()
+    y = np.array(["a", 1] * 40, dtype=object)
+    with pytest.raises(ValueError, match=r"y mixes labels of types \['int', 'str'\]"):
+        ESTIMATORS["pixelcnn"][0]().fit(X, y)
+
+
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+def test_a_non_finite_sample_weight_is_named(bad):
+    f = Fitted("made")
+    X = _gaussian()
+    w = np.ones(len(X))
+    w[4] = bad
+    with pytest.raises(ValueError, match=r"(?i)sample_weight.*(infinity|NaN)"):
+        f.est.fit(X, sample_weight=w)
+    f.unchanged()
+
+
+def test_pixelcnn_labels_of_the_wrong_length_are_named():
+    X, y = _images(), np.array(["a", "b"] * 40)
+    est = ESTIMATORS["pixelcnn"][0]().fit(X, y)
+    before = est.score_samples(X[:5], y[:5])
+    with pytest.raises(ValueError, match=r"y has 3 entries, but X has 5 rows"):
+        est.score_samples(X[:5], y[:3])
+    np.testing.assert_array_equal(est.score_samples(X[:5], y[:5]), before)
+
+
 def test_bad_n_samples_is_named():
     f = Fitted("made")
     for bad in (0, -1, 2.5, True):
@@ -333,6 +361,16 @@ def test_keyboard_interrupt_in_the_module_propagates(monkeypatch, name):
     assert calls["n"] == 3
     monkeypatch.setattr(module_cls, "forward", forward)
     f.unchanged()
+
+
+def test_ctrl_c_in_a_first_fit_leaves_the_estimator_unfitted(monkeypatch):
+    _inject(monkeypatch, MADEDensity, _RaiseAt("raise"))
+    est = ESTIMATORS["made"][0](max_iter=4, batch_size=20)
+    with pytest.raises(KeyboardInterrupt, match="interrupted during epoch 2 of 4"):
+        est.fit(_gaussian())
+    assert not hasattr(est, "net_")
+    with pytest.raises(NotFittedError):
+        est.score_samples(_gaussian()[:2])
 
 
 def test_early_stopping_is_not_an_interrupt():
@@ -447,7 +485,8 @@ def test_all_positive_weight_in_the_validation_rows_is_named():
     w = np.zeros(len(X))
     w[valid] = 1.0
     f = Fitted("made")
-    with pytest.raises(ValueError, match=r"(?i)no positive weight.*early_stopping=False"):
+    with pytest.raises(ValueError, match=r"no positive weight in the training rows.*"
+                                         r"early_stopping=False"):
         f.est.fit(X, sample_weight=w)
     f.unchanged()
 
