@@ -234,10 +234,15 @@ class DocNADENetwork(nn.Module):
         if not self.tree:
             logits = h @ self.out_weight.T + self.out_bias  # (N, V)
             return torch.log_softmax(logits, dim=-1).gather(1, words[:, None])[:, 0]
-        nodes = self.path_nodes[words]  # (N, depth)
-        s = torch.einsum("ndh,nh->nd", self.out_weight[nodes], h) + self.out_bias[nodes]
-        s = torch.where(self.path_right[words], s, -s)  # right: sigma(s), left: sigma(-s)
-        return (F.logsigmoid(s) * self.path_mask[words]).sum(-1)
+        # Only the real (word, node) pairs: a word costs its own path length, not the
+        # longest path (a Huffman tree's frequent words have short paths).
+        mask = self.path_mask[words]  # (N, depth)
+        row = mask.nonzero()[:, 0]  # (M,): the word of every pair
+        nodes = self.path_nodes[words][mask]  # (M,)
+        s = (self.out_weight[nodes] * h[row]).sum(-1) + self.out_bias[nodes]  # (M,)
+        s = torch.where(self.path_right[words][mask], s, -s)  # right: sigma(s), left: -s
+        return torch.zeros(h.shape[0], dtype=h.dtype, device=h.device).index_add(
+            0, row, F.logsigmoid(s))
 
     def leaf_log_probs(self, h: Tensor) -> Tensor:
         """``log p(w | h)`` for every word ``w``; (N, V). Evaluates every path (O(V log V))."""
