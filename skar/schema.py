@@ -204,14 +204,18 @@ def _on_grid(x: np.ndarray, step: float) -> np.ndarray:
     return np.abs(q - np.round(q)) <= 1e-6 + 1e-12 * np.abs(q)
 
 
-def grid_step(x: np.ndarray) -> float | None:
+def grid_step(x: np.ndarray, *, allow_constant: bool = False) -> float | None:
     """The coarsest step of :data:`GRID_STEPS` with at least :data:`GRID_COVERAGE` of ``x`` on
     its grid (``x = k * step``) and no coarser than the range of ``x``; None if there is none
-    (truly continuous values, or a constant column)."""
+    (truly continuous values, or a constant column). With ``allow_constant`` (a column
+    declared quantized), a constant column gets the coarsest step no larger than
+    ``max(|x|, 1)`` (1 for a column of zeros)."""
     x = np.asarray(x, dtype=np.float64)
     span = float(x.max() - x.min()) if x.size else 0.0
     if not span > 0:
-        return None
+        if not (allow_constant and x.size):
+            return None
+        span = max(abs(float(x[0])), 1.0)
     for step in GRID_STEPS:
         if step <= span and _on_grid(x, step).mean() >= GRID_COVERAGE:
             return step
@@ -350,6 +354,9 @@ class TabularSchema:
         Samples of a quantized column lie on its grid, as the data do (``"grid"``), or move
         uniformly within their cell (``"uniform"``, a draw of the dequantized variable).
     """
+
+    #: Class default, so that schemas pickled before the option existed still decode.
+    quantized_samples: str = "grid"
 
     def __init__(
         self,
@@ -492,7 +499,7 @@ class TabularSchema:
             scale = std if np.isfinite(std) and std > 0 else 1.0
             step = steps[j]
             if step is None and types[j] == "quantized":
-                step = grid_step(x)
+                step = grid_step(x, allow_constant=True)
                 if step is None:
                     raise ValueError(
                         f"{_label(name)} is declared quantized, but its values lie on no grid "

@@ -287,6 +287,14 @@ def test_every_feature_type_override(frame, spec):
         "flag": "binary", "count": "quantized"}).feature_types[:2] == ["binary", "quantized"]
 
 
+def test_declared_quantized_constant_columns_get_a_step():
+    X = np.column_stack([np.zeros(20), np.full(20, 3.5), np.arange(20.0)])
+    schema = TabularSchema.from_data(X, feature_types="quantized")
+    assert [c.step for c in schema.columns] == [1.0, 0.5, 1.0]
+    Z = schema.encode(np.array([[7.0, 3.5, 2.0]]))  # any finite value: a cell of the grid
+    assert np.isfinite(Z).all() and Z[0, 0] == 7.0  # mean 0, scale 1 for a constant column
+
+
 def test_declared_kinds_are_checked(frame):
     with pytest.raises(ValueError, match=r"column 'count' is declared binary.*holds"):
         TabularSchema.from_data(frame, feature_types={"count": "binary"})
