@@ -216,7 +216,8 @@ def main() -> None:
     command = " ".join(["python", "benchmarks/shakespeare/run.py",
                         *map(shlex.quote, sys.argv[1:])])
     W = args.window
-    lines = [f"# Tiny Shakespeare ({'quick' if args.quick else 'full'})", "",
+    tag = args.tag or ("quick" if args.quick else "")
+    lines = [f"# Tiny Shakespeare ({tag or 'full'})", "",
              f"Command: `nice -n 19 {command}`", "",
              f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
              f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, "
@@ -249,7 +250,6 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     RESULTS.mkdir(exist_ok=True)
-    tag = args.tag or ("quick" if args.quick else "")
     (RESULTS / f"shakespeare{'_' + tag if tag else ''}.md").write_text(text + "\n")
 
 

@@ -323,9 +323,9 @@ class RNN(AutoregressiveNetwork):
             h' = (1 - z) \\odot n + z \\odot h.
 
         Calling the module itself on a length-1 input computes the same, but pays a fixed
-        cost per call (about 3 ms at ``H = 256`` and one row on the CPU, against 0.4 ms for
-        these two matrix products; ``benchmarks/rnn/run.py``), which the sampler would pay
-        ``D`` times per row.
+        cost per call on the CPU (measured on a shared 2-core machine, one row, ``H = 256``:
+        about 3 ms per call, against 0.4 ms for these matrix products), which the sampler
+        would pay ``D`` times per row.
 
         Parameters
         ----------
