@@ -502,12 +502,10 @@ class MASDE(OrderedNetwork):
                 prev = lab
             masks[-2].append(~(prev[None, :, :] & ~B[col_out][:, None, :]).any(-1))
             masks[-1].append(B[col_out][:, col_in])
-        layers = [*self.hidden, self.output]
-        for layer, mask in zip(layers, masks[:-2] + [masks[-2]]):
+        # masks: one list per hidden layer, then last hidden -> output, then direct
+        for layer, mask in zip([*self.hidden, self.output, self.direct], masks):
             if layer is not None:
                 layer.mask.copy_(torch.as_tensor(np.stack(mask)))
-        if self.direct is not None:
-            self.direct.mask.copy_(torch.as_tensor(np.stack(masks[-1])))
         self.blankets.copy_(torch.as_tensor(B))
         self.ensemble = OrderingEnsemble(np.tile(ordering, (self.n_masks, 1)), rng)
         self.ensemble.to(self.blankets.device)
@@ -620,7 +618,7 @@ class MASDEDensity(BaseAutoregressiveDensity):
     Examples
     --------
     >>> import numpy as np
-    >>> from skar import MASDEDensity
+    >>> from skar.models.masde import MASDEDensity
     >>> rng = np.random.RandomState(0)
     >>> a = rng.normal(size=300)
     >>> X = np.column_stack([a, a + rng.normal(size=300), rng.normal(size=300)])
