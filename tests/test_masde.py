@@ -452,3 +452,20 @@ def test_parents_must_come_before_their_child_in_the_ordering():
     with pytest.raises(ValueError, match="column 2 is in B_1 but not before column 1"):
         MASDE([1, 1, 1], ["binary"] * 3, [1, 1, 1], [0, 1, 2],
               [np.array([]), np.array([2]), np.array([])], (4,))
+
+
+def test_clone_and_pickle_keep_a_given_structure():
+    import pickle
+
+    from sklearn.base import clone
+
+    X = (np.random.RandomState(0).rand(100, 3) < 0.5).astype(int)
+    dag = np.array([[0, 1, 1], [0, 0, 1], [0, 0, 0]])
+    est = MASDEDensity(dag, hidden_layer_sizes=(4,), n_orderings=2, **FAST).fit(X)
+    c = clone(est)
+    np.testing.assert_array_equal(c.structure, dag)
+    assert not hasattr(c, "parents_")
+    back = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(back.score_samples(X), est.score_samples(X))
+    np.testing.assert_array_equal(back.sample(5, random_state=1), est.sample(5, random_state=1))
+    assert [p.tolist() for p in back.parents_] == [[], [0], [0, 1]]
