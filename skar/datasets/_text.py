@@ -73,7 +73,7 @@ def load_tiny_shakespeare(*, return_text: bool = False) -> Bunch | str:
 
     Examples
     --------
-    >>> from skar.datasets import load_tiny_shakespeare, text_windows
+    >>> from skar.datasets._text import load_tiny_shakespeare, text_windows
     >>> data = load_tiny_shakespeare()
     >>> len(data.text), len(data.vocabulary)
     (1115394, 65)
@@ -168,7 +168,7 @@ def text_windows(
 
     Examples
     --------
-    >>> from skar.datasets import decode_windows, text_windows
+    >>> from skar.datasets._text import decode_windows, text_windows
     >>> X, vocabulary = text_windows("to be or not to be", window=6)
     >>> vocabulary
     ' benort'
