@@ -5,13 +5,18 @@ Every estimator models ``p(x) = prod_i p(x_i | x_<i)`` and has the API of
 """
 
 from .anomaly import DensityOutlierDetector
+from .models.cdf import CDFDensity
+from .models.docnade import DocNADEDensity
 from .models.made import MADEDensity
+from .models.masde import MASDEDensity
 from .models.nade import NADEDensity, RNADEDensity
 from .models.pixelcnn import PixelCNNDensity
+from .models.rnn import RNNDensity
 from .models.transformer import ARTransformerDensity
 from .models.wavenet import WaveNetDensity
 
 __version__ = "0.1.0"
 
-__all__ = ["ARTransformerDensity", "DensityOutlierDetector", "MADEDensity", "NADEDensity",
-           "PixelCNNDensity", "RNADEDensity", "WaveNetDensity", "__version__"]
+__all__ = ["ARTransformerDensity", "CDFDensity", "DensityOutlierDetector", "DocNADEDensity",
+           "MADEDensity", "MASDEDensity", "NADEDensity", "PixelCNNDensity", "RNADEDensity",
+           "RNNDensity", "WaveNetDensity", "__version__"]
