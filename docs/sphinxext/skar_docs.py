@@ -20,6 +20,7 @@ EXAMPLE_NEEDS: dict[str, list[str]] = {
         "skar.NADEDensity", "skar.PixelCNNDensity", "sklearn.datasets.load_digits"],
     "plot_anomaly_detection.py": ["skar.MADEDensity", "skar.anomaly.DensityOutlierDetector"],
     "plot_wavenet_sequences.py": ["skar.WaveNetDensity", "skar.datasets.make_windows"],
+    "plot_cdf.py": ["skar.CDFDensity"],
 }
 
 
