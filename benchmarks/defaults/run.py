@@ -7,6 +7,9 @@ discrete data, ``ARTransformerDensity()``), side by side with two cross-validate
 - ``KernelDensity (CV)``: the bandwidth chosen by 5-fold ``GridSearchCV`` over a log grid;
 - ``GaussianMixture (CV)``: ``n_components`` chosen by 5-fold ``GridSearchCV``
   (``covariance_type="full"``);
+- ``GaussianMixture (CV, reg_covar)``: the same with ``reg_covar`` in {1e-6, 1e-4, 1e-2}
+  cross-validated too (the default 1e-6 lets components collapse on repeated values, and the
+  search then keeps one component on Boston);
 
 both fitted on standardised columns (a ``StandardScaler`` fitted on the training rows) with
 the log|Jacobian| of the standardisation, ``-sum_d log s_d``, added back, so that every number
@@ -311,6 +314,20 @@ def gmm_cv(seed: int, n_train: int) -> Any:
                         {"n_components": grid}, cv=5, n_jobs=1)
 
 
+def gmm_cv_reg(seed: int, n_train: int) -> Any:
+    """GaussianMixture with ``reg_covar`` cross-validated too.
+
+    With the default ``reg_covar=1e-6``, a column of repeated values (Boston, ionosphere, the
+    wines) lets a component collapse onto them, and the cross-validation then falls back to
+    few components; a larger floor keeps more components usable. This is the tuned mixture
+    the issue's "better of KDE-CV and GMM-CV" should be measured against.
+    """
+    grid = [k for k in GMM_GRID if k <= max(1, (n_train * 4 // 5) // 2)]
+    return GridSearchCV(GaussianMixture(covariance_type="full", random_state=seed),
+                        {"n_components": grid, "reg_covar": [1e-6, 1e-4, 1e-2]}, cv=5,
+                        n_jobs=1)
+
+
 # --------------------------------------------------------------------------- models
 @dataclass
 class Entry:
@@ -343,6 +360,7 @@ def model_entries() -> list[Entry]:
     return [
         Entry("KernelDensity (CV)", _classic(kde_cv), skar=False),
         Entry("GaussianMixture (CV)", _classic(gmm_cv), skar=False),
+        Entry("GaussianMixture (CV, reg_covar)", _classic(gmm_cv_reg), skar=False),
         Entry("MADEDensity()", lambda s, X, q: MADEDensity(random_state=s, **_quick(q))),
         Entry("RNADEDensity()", lambda s, X, q: RNADEDensity(random_state=s, **_quick(q)),
               "continuous"),
@@ -596,7 +614,77 @@ def table(cells: list[dict[str, Any]], datasets: list[str], quick: bool, seeds: 
     return "\n".join(
         lines + ["## Summary: mean test log-likelihood per row (in brackets for skar: Δ to "
                  "the better classic)", ""] + summary + [""] + speed_lines
+        + targets(cells, ds_list, entries)
         + ["## Per data set", ""] + detail + diagnostics(cells, ds_list, entries))
+
+
+def targets(cells: list[dict[str, Any]], ds_list: list[str], entries: list[Entry]) -> list[str]:
+    """Issue 17's targets, checked on the cells there (partial data sets count as they are).
+
+    - beat the better classic's mean on every data set; on the 1-D mixture, within 0.01 nats
+      of KDE-CV or better on every seed;
+    - seed-to-seed standard deviation at most KDE-CV's + 0.02 nats;
+    - scoring at least 1/3 of GaussianMixture(10)'s rows/s (1/15 for the Transformer);
+    - fit time on red wine at most 3x the GMM-CV's.
+    """
+    classics = [e.name for e in entries if not e.skar]
+    quality = [ds for ds in ds_list if ds != "speed"]
+
+    def vals(ds: str, name: str) -> dict[int, float]:
+        return {c["seed"]: c["test_ll"] for c in cells
+                if c["dataset"] == ds and c["model"] == name}
+
+    out = ["## Issue 17's targets on these cells", "",
+           "| model | beats the better classic (data sets) | shortfalls (nats) | 1-D seeds within "
+           "0.01 of KDE-CV | std ≤ KDE-CV std + 0.02 | excesses (nats) | red-wine fit / GMM-CV "
+           "fit | scoring vs GMM(10) (target) |", "|---|---:|---|---:|---:|---|---:|---:|"]
+    for e in (e for e in entries if e.skar):
+        won, short, ok_sd, excess = 0, [], 0, []
+        n_ds = n_sd = 0
+        one_d = "—"
+        for ds in quality:
+            own = vals(ds, e.name)
+            best = max((np.mean(list(vals(ds, c).values())) for c in classics if vals(ds, c)),
+                       default=math.nan)
+            if not own or not np.isfinite(best):
+                continue
+            n_ds += 1
+            if ds == "mixture_1d":
+                kde = vals(ds, "KernelDensity (CV)")
+                common = [s for s in own if s in kde]
+                good = sum(own[s] >= kde[s] - 0.01 for s in common)
+                one_d = f"{good}/{len(common)}"
+                gap = min(own[s] - kde[s] for s in common) if common else math.nan
+                if common and good == len(common):
+                    won += 1
+                else:
+                    short.append(f"{ds} {gap:+.3f} (worst seed vs KDE-CV)")
+            elif np.mean(list(own.values())) > best:
+                won += 1
+            else:
+                short.append(f"{ds} {np.mean(list(own.values())) - best:+.3f}")
+            kde_sd = list(vals(ds, "KernelDensity (CV)").values())
+            if len(own) > 1 and len(kde_sd) > 1:
+                n_sd += 1
+                d = np.std(list(own.values()), ddof=1) - np.std(kde_sd, ddof=1) - 0.02
+                if d <= 0:
+                    ok_sd += 1
+                else:
+                    excess.append(f"{ds} {d:+.3f}")
+        rw = [c["fit_s"] for c in cells if c["dataset"] == "red_wine" and c["model"] == e.name]
+        fits = []
+        for g in ("GaussianMixture (CV)", "GaussianMixture (CV, reg_covar)"):
+            gf = [c["fit_s"] for c in cells if c["dataset"] == "red_wine" and c["model"] == g]
+            if rw and gf:
+                fits.append(f"{np.mean(rw) / np.mean(gf):.1f}x")
+        sp = [c for c in cells if c["dataset"] == "speed" and c["model"] == e.name]
+        target = "1/15" if "Transformer" in e.name else "1/3"
+        speed = f"1/{1 / sp[0]['ratio_to_gmm']:.1f} ({target})" if sp else "—"
+        out.append(f"| {e.name} | {won}/{n_ds} | {'; '.join(short) or '—'} | {one_d} | "
+                   f"{ok_sd}/{n_sd} | {'; '.join(excess) or '—'} | "
+                   f"{' / '.join(fits) or '—'} | {speed} |")
+    return out + ["", "Red-wine fit ratios are against GaussianMixture (CV) / (CV, reg_covar), "
+                  "wall times on the shared machine.", ""]
 
 
 def diagnostics(cells: list[dict[str, Any]], ds_list: list[str],
