@@ -35,16 +35,22 @@ import pandas as pd
 import torch
 from sklearn.exceptions import ConvergenceWarning
 from skorch import NeuralNet
-from skorch.callbacks import Callback, EarlyStopping, ProgressBar
+from skorch.callbacks import Callback, EarlyStopping, LRScheduler, ProgressBar
 from skorch.dataset import ValidSplit
+from skorch.history import History
 from torch import Tensor, nn
+from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
+from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
 __all__ = [
     "EpochProgressBar",
+    "GrowingPatience",
     "NLLCriterion",
     "RaiseOnInterrupt",
     "StopOnDivergence",
+    "WarmupCosine",
+    "WeightAveraging",
     "build_net",
     "history_frame",
 ]
@@ -224,7 +230,10 @@ class StopOnDivergence(Callback):
 def _stop_was_requested(net: NeuralNet) -> bool:
     """Whether a callback ended the loop on purpose (early stopping or divergence)."""
     for _, cb in net.callbacks_:
-        if isinstance(cb, EarlyStopping) and getattr(cb, "misses_", 0) >= cb.patience:
+        if isinstance(cb, GrowingPatience):
+            if getattr(cb, "stopped_", False):
+                return True
+        elif isinstance(cb, EarlyStopping) and getattr(cb, "misses_", 0) >= cb.patience:
             return True
         if isinstance(cb, StopOnDivergence) and cb.stopped_epoch_ is not None:
             return True
@@ -263,8 +272,211 @@ class RaiseOnInterrupt(Callback):
         )
 
 
+class WarmupCosine:
+    r"""Learning-rate factor of epoch :math:`t` (0-based): linear warm-up, then cosine decay.
+
+    .. math::  f(t) = \begin{cases} (t + 1) / W & t < W \\
+               \tfrac12 \bigl(1 + \cos(\pi \, \min(1, (t - W) / (T - W)))\bigr)
+               \cdot (1 - f_{\min}) + f_{\min} & t \ge W \end{cases}
+
+    with :math:`W` warm-up epochs and :math:`T` the epoch budget (``max_iter``): the rate climbs
+    to ``learning_rate_init`` over the first :math:`W` epochs (Adam's early steps are large
+    while its second-moment estimate is young) and anneals to ``floor`` times it at the last
+    epoch. A plain class rather than a lambda, so that the net pickles.
+
+    Parameters
+    ----------
+    total : int
+        The epoch budget :math:`T`.
+    warmup : int
+        Warm-up epochs :math:`W` (``0 <= W < T``).
+    floor : float, default=0.0
+        The factor :math:`f_{\min}` at the end of the budget.
+    """
+
+    def __init__(self, total: int, warmup: int, floor: float = 0.0) -> None:
+        self.total, self.warmup, self.floor = int(total), int(warmup), float(floor)
+
+    def __call__(self, epoch: int) -> float:
+        if epoch < self.warmup:
+            return (epoch + 1) / self.warmup
+        span = max(1, self.total - self.warmup)
+        progress = min(1.0, (epoch - self.warmup) / span)
+        return self.floor + (1.0 - self.floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _lr_callback(
+    schedule: str, max_iter: int, patience: int, tol: float, validated: bool
+) -> LRScheduler:
+    """skorch's :class:`~skorch.callbacks.LRScheduler` for a named schedule (stepped per epoch;
+    skorch records the rate each epoch used as ``event_lr`` in the history)."""
+    if schedule == "cosine":
+        warmup = min(max(1, round(0.05 * max_iter)), max_iter - 1) if max_iter > 1 else 0
+        return LRScheduler(policy=LambdaLR, lr_lambda=WarmupCosine(max_iter, warmup))
+    # "plateau": halve the rate when the monitored NLL has not improved by ``tol`` nats (early
+    # stopping's absolute threshold) for more than half the patience.
+    return LRScheduler(
+        policy=ReduceLROnPlateau,
+        monitor="valid_loss" if validated else "train_loss",
+        mode="min",
+        factor=0.5,
+        patience=max(1, patience // 2),
+        threshold=tol,
+        threshold_mode="abs",
+    )
+
+
+class _LerpWithWarmup:
+    r"""The EMA update of :class:`WeightAveraging` (picklable, for
+    :class:`~torch.optim.swa_utils.AveragedModel`'s ``multi_avg_fn``)."""
+
+    def __init__(self, decay: float) -> None:
+        self.decay = float(decay)
+
+    def __call__(self, averaged: list[Tensor], current: list[Tensor], n: Tensor | int) -> None:
+        n = float(n)
+        decay = min(self.decay, (1.0 + n) / (10.0 + n))
+        torch._foreach_lerp_(averaged, current, 1.0 - decay)
+
+
+class WeightAveraging(Callback):
+    r"""An exponential moving average (EMA) of the weights, which is what gets validated,
+    restored and scored.
+
+    After every optimiser step :math:`s` (counted from 1; the first step copies the weights)
+
+    .. math::  \bar\theta_s = \beta_s \bar\theta_{s-1} + (1 - \beta_s) \theta_s, \qquad
+               \beta_s = \min\Bigl(\beta, \frac{s}{s + 9}\Bigr),
+
+    kept by :class:`torch.optim.swa_utils.AveragedModel` (parameters only; buffers follow the
+    live network). The warm-up of :math:`\beta_s` keeps the average from remembering the
+    random start when an epoch is a single step (a hundred rows in one minibatch).
+
+    The average replaces the live weights for the validation pass of every epoch (from the
+    first validation batch), so the validation NLL, early stopping's best epoch and the
+    weights it restores are the averaged ones; the live weights come back before the next
+    training step. Training ends with the averaged weights in the network (or early stopping's
+    best averaged weights): those are the ones ``score_samples`` uses. Place it before
+    :class:`~skorch.callbacks.EarlyStopping`.
+
+    Parameters
+    ----------
+    decay : float
+        :math:`\beta`, in [0, 1).
+    """
+
+    def __init__(self, decay: float) -> None:
+        self.decay = decay
+
+    def on_train_begin(self, net: NeuralNet, **kwargs: Any) -> None:
+        self.averaged_ = AveragedModel(net.module_, multi_avg_fn=_LerpWithWarmup(self.decay))
+        self.live_: dict[str, Tensor] | None = None  # the live weights while the EMA is loaded
+
+    def _load_average(self, net: NeuralNet) -> None:
+        if self.live_ is None and self.averaged_.n_averaged > 0:
+            self.live_ = _clone_state(net.module_)
+            net.module_.load_state_dict(self.averaged_.module.state_dict())
+
+    def on_batch_begin(
+        self, net: NeuralNet, batch: Any = None, training: bool = False, **kwargs: Any
+    ) -> None:
+        if not training:
+            self._load_average(net)
+        elif self.live_ is not None:
+            net.module_.load_state_dict(self.live_)
+            self.live_ = None
+
+    def on_batch_end(
+        self, net: NeuralNet, batch: Any = None, training: bool = False, **kwargs: Any
+    ) -> None:
+        if training:
+            self.averaged_.update_parameters(net.module_)
+
+    def on_train_end(self, net: NeuralNet, **kwargs: Any) -> None:
+        # Without a validation pass in the last epoch the live weights are still loaded.
+        self._load_average(net)
+        self.averaged_ = None  # a second copy of the network would double the pickled size
+        self.live_ = None
+
+
+class GrowingPatience(EarlyStopping):
+    r""":class:`~skorch.callbacks.EarlyStopping` whose patience grows with the epoch count.
+
+    At epoch :math:`t` the patience is :math:`\max(P, \lceil \rho\, t \rceil)`: a run that
+    found its best epoch at 150 is not stopped by the 10 noisy epochs that would end a run at
+    epoch 15. With :math:`\rho < 1` the patience grows by less than one epoch per epoch, so a
+    run that stopped improving still ends.
+
+    Parameters
+    ----------
+    patience_fraction : float
+        :math:`\rho` in [0, 1); 0 is plain early stopping.
+    **kwargs
+        :class:`~skorch.callbacks.EarlyStopping`'s parameters (``patience`` is :math:`P`).
+    """
+
+    def __init__(self, patience_fraction: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.patience_fraction = patience_fraction
+
+    def initialize(self) -> GrowingPatience:
+        self.base_patience_ = self.patience
+        return super().initialize()
+
+    def on_train_begin(self, net: NeuralNet, **kwargs: Any) -> None:
+        self.stopped_ = False
+        super().on_train_begin(net, **kwargs)
+
+    def on_epoch_end(self, net: NeuralNet, **kwargs: Any) -> None:
+        epoch = len(net.history)
+        self.patience = max(self.base_patience_, math.ceil(self.patience_fraction * epoch))
+        self.stopped_ = self.misses_ + 1 >= self.patience  # skorch raises only in this case
+        super().on_epoch_end(net, **kwargs)
+        self.stopped_ = False  # not raised: the epoch improved or patience was left
+
+    def on_train_end(self, net: NeuralNet, **kwargs: Any) -> None:
+        super().on_train_end(net, **kwargs)
+        self.patience = self.base_patience_  # a later fit starts from the parameter again
+
+
 class _DensityNet(NeuralNet):
-    """The skorch net: only the loss differs from a plain ``NeuralNet``."""
+    """The skorch net: the loss differs from a plain ``NeuralNet``, and ``refit``.
+
+    With ``refit=True`` (and a validation split), :meth:`fit` first trains as usual with early
+    stopping, which chooses the epoch count :math:`t^*` (its best epoch), then puts the
+    initial weights back and trains again on *all* rows, without a hold-out, for exactly
+    :math:`t^*` epochs (the same schedule, averaging and seed-driven shuffling as the first
+    run). The first run's history is kept as ``selection_history_``; ``history`` is the refit's.
+    """
+
+    def __init__(self, *args: Any, refit: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.refit = refit
+
+    def fit(self, X: Any, y: Any = None, **fit_params: Any) -> _DensityNet:
+        if not (self.refit and self.train_split is not None):
+            return super().fit(X, y, **fit_params)
+        if not self.warm_start or not self.initialized_:
+            self.initialize()
+        initial = _clone_state(self.module_)
+        rng_state = torch.random.get_rng_state()
+        self.partial_fit(X, y, **fit_params)
+        stopper = dict(self.callbacks_).get("early_stopping")
+        best = getattr(stopper, "best_epoch_", None) or len(self.history)
+        self.selection_history_ = History(list(self.history))  # skorch clears its own
+        train_split, max_epochs = self.train_split, self.max_epochs
+        # The callbacks (early stopping among them) keep their objects; without a split the
+        # early-stopping monitor has nothing to watch, so it is switched off for the refit.
+        self.set_params(train_split=None, max_epochs=int(best), callbacks__early_stopping=None)
+        try:
+            self.initialize()  # fresh optimiser, callbacks and history; same module object
+            self.module_.load_state_dict(initial)
+            torch.random.set_rng_state(rng_state)
+            self.partial_fit(X, y, **fit_params)
+        finally:
+            self.train_split, self.max_epochs = train_split, max_epochs
+        self.refit_epochs_ = int(best)
+        return self
 
     def get_loss(
         self, y_pred: Tensor, y_true: Any, X: Any = None, training: bool = False
@@ -288,6 +500,10 @@ def build_net(
     seed: int,
     verbose: int,
     device: str | None,
+    lr_schedule: str | None = None,
+    average_weights: float = 0.0,
+    patience_fraction: float = 0.0,
+    refit: bool = False,
     net_cls: type[NeuralNet] | None = None,
     **net_kwargs: Any,
 ) -> NeuralNet:
@@ -301,6 +517,21 @@ def build_net(
     losses, which densities often have) for ``n_iter_no_change`` epochs, then restores the
     best weights.
 
+    The training recipe (each off by default here; the estimators' defaults are in
+    :mod:`skar.base`):
+
+    * ``lr_schedule``: ``None`` (constant rate), ``"cosine"`` (:class:`WarmupCosine` over
+      ``max_iter`` epochs, warm-up 5% of them) or ``"plateau"`` (halve the rate when the
+      validation NLL, or without early stopping the train NLL, has not improved by ``tol``
+      for more than ``n_iter_no_change // 2`` epochs), through skorch's
+      :class:`~skorch.callbacks.LRScheduler`;
+    * ``average_weights``: the decay of an EMA of the weights (:class:`WeightAveraging`), 0 for
+      none; the average is what is validated, restored and scored;
+    * ``patience_fraction``: early stopping's patience grows to that share of the epochs run
+      (:class:`GrowingPatience`);
+    * ``refit``: with early stopping, retrain from the same initial weights on all rows for
+      the best epoch count (see ``_DensityNet``).
+
     Always on: :class:`StopOnDivergence` (a diverging training loss stops training, restores
     the best weights and warns) and, last, :class:`RaiseOnInterrupt` (Ctrl-C during training
     raises ``KeyboardInterrupt`` instead of returning a half-trained net).
@@ -310,13 +541,20 @@ def build_net(
     """
     # Divergence first: it must see every epoch's loss before EarlyStopping may end the loop.
     callbacks: list[Any] = [("divergence", StopOnDivergence())]
+    if lr_schedule is not None:
+        schedule = _lr_callback(lr_schedule, max_iter, n_iter_no_change, tol, early_stopping)
+        callbacks.append(("lr_schedule", schedule))
+    if average_weights > 0:
+        # Before early stopping: the weights it records and restores are the averaged ones.
+        callbacks.append(("average_weights", WeightAveraging(average_weights)))
     train_split = None
     if early_stopping:
         train_split = ValidSplit(validation_fraction, stratified=False, random_state=seed)
         callbacks.append(
             (
                 "early_stopping",
-                EarlyStopping(
+                GrowingPatience(
+                    patience_fraction=patience_fraction,
                     monitor="valid_loss",
                     patience=n_iter_no_change,
                     threshold=tol,
@@ -347,6 +585,7 @@ def build_net(
         callbacks=callbacks,
         device=device,
         verbose=int(verbose >= 2),
+        refit=refit,
         **net_kwargs,
     )
 
