@@ -342,10 +342,12 @@ def test_marginal_init_starts_continuous_columns_at_their_marginals(params):
 
 def test_marginal_init_keeps_a_repeated_value_that_a_random_start_misses():
     """A column that is exactly 1.0 in 40% of the rows (a clipped measurement) next to a
-    correlated Gaussian column: starting at the marginals, RNADE keeps a floor-width component
-    on the atom, worth about log 0.4 + log(1 / (min_scale sqrt(2 pi))) = 5.07 nats on those
-    rows; from a random start the same training budget finds much less. (The learning rate is
-    3e-4: Adam's steps at 1e-3 move the component's mean by more than its width.)"""
+    correlated Gaussian column, modelled as a plain density (``point_masses=None``; by default
+    the 1.0 would be a point mass scored by its probability): starting at the marginals, RNADE
+    keeps a floor-width component on the repeated value, worth about
+    log 0.4 + log(1 / (min_scale sqrt(2 pi))) = 5.07 nats on those rows; from a random start
+    the same training budget finds much less. (The learning rate is 3e-4: Adam's steps at 1e-3
+    move the component's mean by more than its width.)"""
     rng = np.random.RandomState(0)
 
     def draw(n):
@@ -355,7 +357,7 @@ def test_marginal_init_keeps_a_repeated_value_that_a_random_start_misses():
 
     X, X_test = draw(2000), draw(2000)
     kw = dict(hidden_layer_sizes=(16,), n_components=4, max_iter=30, learning_rate_init=3e-4,
-              random_state=0)
+              point_masses=None, quantization=None, random_state=0)
     init = RNADEDensity(**kw).fit(X)
     rand = RNADEDensity(init_params="random", **kw).fit(X)
     on_atom = X_test[:, 1] == 1.0
@@ -522,7 +524,11 @@ def test_bad_parameters_and_input_name_the_problem(binary10):
     est = NADEDensity(hidden_layer_sizes=(4,), **FAST).fit(binary10)
     bad = binary10[:3].copy()
     bad[1, 4] = 2
+    # A value other than 0/1 in a binary column has probability zero (handle_unknown's
+    # default); with handle_unknown="error" it is an error naming column, row and value.
+    assert np.isneginf(est.score_samples(bad)).tolist() == [False, True, False]
     with pytest.raises(ValueError, match=r"column 4 is binary.*holds 2.0 at row 1"):
-        est.score_samples(bad)
+        est.set_params(handle_unknown="error").score_samples(bad)
+    est.set_params(handle_unknown="zero_probability")
     with pytest.raises(ValueError, match="NaN"):
         est.score_samples(np.where(binary10[:2] == 1, np.nan, 0.0))

@@ -549,11 +549,12 @@ _SHARED_DOC = """    init_params : {"marginals", "random"}, default="marginals"
         and categorical columns, a one-dimensional mixture by EM for continuous ones) on the
         training rows and makes those the output biases; a continuous column's output weights
         start at zero, so its conditional starts as its marginal. A mixture then starts with
-        narrow components on values that repeat (rounded or clipped measurements), which
-        gradient steps from a random start seldom reach; keep ``learning_rate_init`` small
-        enough (1e-4 to 3e-4) for Adam's steps not to shake such components off their
-        values. Discrete columns keep random output weights. "random" keeps the random
-        initialisation.
+        narrow components on values that repeat in a continuous column (with
+        ``point_masses=None``; by default such values are point masses, and rounded columns
+        are quantized), which gradient steps from a random start seldom reach; keep
+        ``learning_rate_init`` small enough (1e-4 to 3e-4) for Adam's steps not to shake such
+        components off their values. Discrete columns keep random output weights. "random"
+        keeps the random initialisation.
     {shared_parameters}
 
     Attributes
@@ -743,6 +744,12 @@ class NADEDensity(_NADEBase):
         activation: str = "auto",
         init_params: str = "marginals",
         categorical_features: Any = None,
+        feature_types: Any = None,
+        quantization: Any = "auto",
+        point_masses: str | None = "auto",
+        min_scale: float = 1e-3,
+        handle_unknown: str = "zero_probability",
+        quantized_samples: str = "grid",
         batch_size: Any = "auto",
         learning_rate_init: float = 1e-3,
         max_iter: int = 200,
@@ -844,6 +851,12 @@ class RNADEDensity(_NADEBase):
         activation: str = "auto",
         init_params: str = "marginals",
         categorical_features: Any = None,
+        feature_types: Any = None,
+        quantization: Any = "auto",
+        point_masses: str | None = "auto",
+        min_scale: float = 1e-3,
+        handle_unknown: str = "zero_probability",
+        quantized_samples: str = "grid",
         batch_size: Any = "auto",
         learning_rate_init: float = 1e-3,
         max_iter: int = 200,
