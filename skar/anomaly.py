@@ -569,7 +569,7 @@ class DensityOutlierDetector(OutlierMixin, BaseEstimator):
             GaussianMixture): ``hasattr(detector, "explain")`` is then False.
         ValueError
             If the estimator cannot split its density by column (an ensemble of orderings or
-            masks, e.g. ``MADEDensity(n_masks=8)``), or for a bad ``n_top`` or ``rank_by``.
+            masks, e.g. ``MADEDensity(n_orderings=8)``), or for a bad ``n_top`` or ``rank_by``.
 
         Examples
         --------
@@ -604,7 +604,7 @@ class DensityOutlierDetector(OutlierMixin, BaseEstimator):
             except ValueError as exc:
                 raise ValueError(
                     f"explain needs a density that splits into per-column terms: {exc}. Use "
-                    "an estimator with a single ordering (e.g. MADEDensity(n_masks=1))"
+                    "an estimator with a single ordering (e.g. MADEDensity(n_orderings=1))"
                 ) from None
         per_feature = _nan_as_minus_inf(
             np.asarray(self.estimator_.score_samples_per_feature(X), dtype=np.float64),

@@ -28,12 +28,15 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
+import warnings
 from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import sklearn
 import torch
 from sklearn.base import BaseEstimator, DensityMixin, _fit_context
 from sklearn.utils import check_random_state
@@ -49,6 +52,7 @@ __all__ = [
     "FAMILY_PARAMETERS",
     "MIXTURE_CONSTRAINTS",
     "ORDERING_CONSTRAINTS",
+    "SCHEMA_PARAMETERS",
     "SHARED_PARAMETERS",
     "TABULAR_CONSTRAINTS",
     "TRAINING_CONSTRAINTS",
@@ -57,9 +61,11 @@ __all__ = [
     "DensityModule",
     "make_orderings",
     "member_rows",
+    "check_labels",
     "resolve_device",
     "sample_plain",
     "shared_params",
+    "user_stacklevel",
 ]
 
 
@@ -302,20 +308,47 @@ def make_orderings(
 
 
 def resolve_device(device: str | torch.device) -> str:
-    """``"auto"`` -> ``"cuda"`` when a GPU is visible, else ``"cpu"``; check a named device."""
+    """Check ``device`` up front and return it as a string.
+
+    ``"auto"`` -> ``"cuda"`` when a GPU is visible, else ``"cpu"``. Accepted: ``"cpu"``,
+    ``"cuda"`` and ``"cuda:k"`` (with ``k`` a visible GPU), and ``"mps"`` where
+    ``torch.backends.mps.is_available()``. Any other torch device (``"meta"``, ``"xpu"``, ...)
+    is refused here, with a ValueError naming it, rather than failing later inside torch.
+    """
     device = str(device)
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(
-            f"device={device!r} was requested, but torch.cuda.is_available() is False; "
-            "use device='auto' or 'cpu'"
-        )
     try:
-        torch.device(device)
+        dev = torch.device(device)
     except RuntimeError as exc:
         raise ValueError(f"device={device!r} is not a torch device: {exc}") from None
-    return device
+    if dev.type == "cpu":
+        return device
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r} was requested, but torch.cuda.is_available() is False; "
+                "use device='auto' or 'cpu'"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r} names GPU {dev.index}, but only "
+                f"{torch.cuda.device_count()} GPU(s) are visible (cuda:0 .. "
+                f"cuda:{torch.cuda.device_count() - 1}); use device='auto' or 'cpu'"
+            )
+        return device
+    if dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(
+                f"device={device!r} was requested, but torch.backends.mps.is_available() is "
+                "False; use device='auto' or 'cpu'"
+            )
+        return device
+    raise ValueError(
+        f"device={device!r} is a torch device skar cannot train on; use 'auto', 'cpu', "
+        "'cuda', 'cuda:<k>' or 'mps'"
+    )
 
 
 #: The training parameters every estimator shares, in signature order, each with its numpydoc
@@ -330,6 +363,46 @@ SHARED_PARAMETERS: dict[str, str] = {
 categorical_features : array-like of int, str or bool, or "from_dtype", default={default}
     Columns to model as categorical besides those whose pandas dtype is category, bool,
     object or string (positions, names or a boolean mask).""",
+    "feature_types": """\
+feature_types : None, str, array-like of str or dict, default={default}
+    Forces columns' types, each ``"binary"``, ``"categorical"``, ``"continuous"`` or
+    ``"quantized"``: one string for every column, one entry per column (``None`` entries
+    are inferred), or a dict from column names or positions to types. ``None`` infers every
+    column (:meth:`skar.schema.TabularSchema.from_data`): bool, category, object and string
+    columns are categorical (binary with two values), numeric 0/1 columns binary, numeric
+    columns on a grid the data make visible quantized, the others continuous. Declare a 0/1
+    column ``"continuous"`` to model it as a number.""",
+    "quantization": """\
+quantization : "auto", None, dict or array-like of float, default={default}
+    Grid steps of quantized columns, in the column's units. A quantized column (values
+    recorded at resolution ``r``) is scored by the probability of its cell of width ``r``
+    divided by ``r``, the density of the dequantized variable, so its log density is at
+    most ``-log r`` whatever the mixture does. ``"auto"`` detects the step of every numeric
+    column whose values lie on a visible grid (:func:`skar.schema.detect_step`); ``None``
+    quantizes only columns declared ``"quantized"``; a dict (names or positions to steps)
+    or an array with one step per column (0 or NaN for none) sets steps.""",
+    "point_masses": """\
+point_masses : "auto" or None, default={default}
+    ``"auto"`` gives continuous (not quantized) columns point masses at the values that
+    repeat far more often than a continuous variable allows (clipping bounds, zeros;
+    :func:`skar.schema.detect_atoms`): such a value is scored by its probability, the rest
+    of the column by a density. ``None`` never.""",
+    "min_scale": """\
+min_scale : float, default={default}
+    Floor of the mixture components' scales, in standardised units, on continuous columns
+    (a quantized column's floor is a sixteenth of its step, which its cells make
+    harmless).""",
+    "handle_unknown": """\
+handle_unknown : {{"zero_probability", "error"}}, default={default}
+    What scoring does with a category not seen in fit (or a value other than 0/1 in a
+    binary column): ``"zero_probability"`` scores its row ``-inf`` (and the cell ``-inf`` in
+    :meth:`score_samples_per_feature`); ``"error"`` raises a ValueError naming the column,
+    row and value.""",
+    "quantized_samples": """\
+quantized_samples : {{"grid", "uniform"}}, default={default}
+    What :meth:`sample` draws in quantized columns: ``"grid"`` the recorded values (cell
+    centres, integers for integer columns), ``"uniform"`` the dequantized values (uniform
+    within the drawn cell).""",
     "batch_size": """\
 batch_size : int or "auto", default={default}
     Minibatch size; "auto" is ``min(200, n_samples)``.""",
@@ -389,12 +462,18 @@ TRAINING_CONSTRAINTS: dict[str, list] = {
 #: whose columns share one kind, have none).
 TABULAR_CONSTRAINTS: dict[str, list] = {
     "categorical_features": ["array-like", StrOptions({"from_dtype"}), None],
+    "feature_types": [None, str, dict, "array-like"],
+    "quantization": [StrOptions({"auto"}), None, dict, "array-like"],
+    "point_masses": [StrOptions({"auto"}), None],
+    "handle_unknown": [StrOptions({"zero_probability", "error"})],
+    "quantized_samples": [StrOptions({"grid", "uniform"})],
 }
 
 #: Constraints of the mixture conditionals of continuous columns.
 MIXTURE_CONSTRAINTS: dict[str, list] = {
     "n_components": [Interval(Integral, 1, None, closed="left")],
     "component": [StrOptions({"gaussian", "laplace", "logistic"})],
+    "min_scale": [Interval(Real, 0, None, closed="neither")],
 }
 
 #: Constraints of an ordering ensemble (``order`` and the ensemble size ``n_orderings``).
@@ -405,7 +484,17 @@ ORDERING_CONSTRAINTS: dict[str, list] = {
 
 #: Estimator parameters that are keywords of :meth:`skar.schema.TabularSchema.families`: the
 #: default :meth:`BaseAutoregressiveDensity._families` passes those an estimator declares.
-FAMILY_PARAMETERS: tuple[str, ...] = ("n_components", "component")
+FAMILY_PARAMETERS: tuple[str, ...] = ("n_components", "component", "min_scale")
+
+#: Estimator parameters that are keywords of :meth:`skar.schema.TabularSchema.from_data`: the
+#: default :meth:`BaseAutoregressiveDensity._make_schema` passes those an estimator declares.
+SCHEMA_PARAMETERS: tuple[str, ...] = (
+    "categorical_features",
+    "feature_types",
+    "quantization",
+    "point_masses",
+    "quantized_samples",
+)
 
 _SHARED_MARKER = "{shared_parameters}"
 
@@ -431,12 +520,107 @@ def shared_parameters_doc(estimator_class: type, indent: str = "    ") -> str:
     """The numpydoc paragraphs of the shared parameters ``estimator_class`` declares, with the
     defaults of its signature, indented by ``indent``."""
     signature = inspect.signature(estimator_class.__init__).parameters
+    own = getattr(estimator_class, "_own_parameters", ())
     paragraphs = [
         doc.format(default=_format_default(signature[name].default))
         for name, doc in SHARED_PARAMETERS.items()
-        if name in signature
+        if name in signature and name not in own
     ]
     return "\n".join(indent + line for p in paragraphs for line in p.splitlines())
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning raised by the calling function point at the
+    first line outside skar and scikit-learn: the user's call, however deep in ``fit``
+    (scikit-learn's parameter-validation wrapper, skar's hooks) the warning is raised.
+    """
+    frame = inspect.currentframe()
+    frame = frame.f_back if frame is not None else None  # the function that warns: level 1
+    level = 1
+    internal = (os.path.dirname(os.path.abspath(__file__)) + os.sep,
+                os.path.dirname(os.path.abspath(sklearn.__file__)) + os.sep)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(internal):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
+def _normalized_weights(sample_weight: Any, Z: np.ndarray) -> np.ndarray:
+    """Row weights checked and scaled, in float64, to a mean of 1 over the positive weights.
+
+    The loss, the weighted mean NLL ``-(sum w log p) / sum w``, does not depend on the scale
+    of ``w``; float32 does: 1e39 overflows it and 1e-50 underflows it to 0. Dividing first by
+    the largest weight (so nothing overflows while averaging), then by the mean of the
+    positive weights, happens before the float32 cast, so ``w`` and ``c w`` train the same
+    model for any ``c > 0``.
+    """
+    w = _check_sample_weight(sample_weight, Z, dtype=np.float64, ensure_non_negative=True)
+    if not np.isfinite(w).all():
+        row = int(np.flatnonzero(~np.isfinite(w))[0])
+        raise ValueError(f"sample_weight holds {w[row]} at row {row}; weights must be finite")
+    positive = w > 0
+    if not positive.any():
+        raise ValueError("sample_weight sums to 0; at least one row needs a positive weight")
+    w = w / w.max()
+    return w / w[positive].mean()
+
+
+def _check_split_weights(
+    w: np.ndarray, train: np.ndarray, valid: np.ndarray, validation_fraction: float
+) -> None:
+    """Refuse an early-stopping split that leaves no positive weight in the training rows
+    (nothing would be trained); warn when the validation rows have none (early stopping then
+    watches a loss of weight zero, constant, and stops after ``n_iter_no_change`` epochs)."""
+    advice = ("set early_stopping=False, change validation_fraction or random_state, or give "
+              "a positive sample_weight to more rows")
+    if not (w[train] > 0).any():
+        raise ValueError(
+            f"early_stopping=True holds out validation_fraction={validation_fraction} of the "
+            "rows, and every row with a positive sample_weight is among them: the split "
+            f"leaves no positive weight in the training rows, so nothing would be trained; "
+            f"{advice}"
+        )
+    if not (w[valid] > 0).any():
+        warnings.warn(
+            "early_stopping=True, but every row held out for validation has sample_weight 0: "
+            "the validation loss has weight zero and cannot guide early stopping; " + advice,
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def check_labels(y: Any) -> np.ndarray:
+    """Class labels as a 1-D array, refusing missing and unorderable labels by name.
+
+    A conditional model sorts its labels (``np.unique``); a ``None`` or NaN among them, or a
+    mix of types that do not compare (``1`` and ``"a"``), would fail inside numpy with a
+    message about ``'<'``. The error names the label and its row instead.
+    """
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D, one class label per row; got shape {y.shape}")
+    missing = np.asarray(pd.isna(y), dtype=bool)
+    if missing.any():
+        row = int(np.flatnonzero(missing)[0])
+        raise ValueError(
+            f"y holds {y[row]!r} at row {row}; class labels must not be missing (None or NaN)"
+        )
+    if y.dtype.kind == "f" and not np.isfinite(y).all():
+        row = int(np.flatnonzero(~np.isfinite(y))[0])
+        raise ValueError(f"y holds {y[row]!r} at row {row}; class labels must be finite")
+    if y.dtype == object:
+        kinds = {type(v) for v in y.tolist()}
+        try:
+            np.unique(y)
+        except TypeError:
+            names = sorted(k.__name__ for k in kinds)
+            raise ValueError(
+                f"y mixes labels of types {names} that cannot be ordered; use labels of one "
+                "type (e.g. all strings)"
+            ) from None
+    return y
 
 
 class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
@@ -465,6 +649,10 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             raise TypeError(f"{unknown} are not shared parameters; store them in the subclass")
         for name, value in shared.items():
             setattr(self, name, value)
+
+    #: Parameters named like a shared one that mean something else for this estimator
+    #: (WaveNet's ``quantization``, its bins): documented and constrained by the estimator.
+    _own_parameters: tuple[str, ...] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -524,8 +712,15 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
 
     def _make_schema(self, X: Any) -> TabularSchema:
         """Learn the column schema of the training data (override for images or sequences,
-        whose columns share one kind)."""
-        return TabularSchema.from_data(X, categorical_features=self.categorical_features)
+        whose columns share one kind).
+
+        The estimator's parameters named in :data:`SCHEMA_PARAMETERS` that it declares are
+        handed to :meth:`skar.schema.TabularSchema.from_data`; the others keep its defaults.
+        """
+        params = self.get_params(deep=False)
+        return TabularSchema.from_data(
+            X, **{k: params[k] for k in SCHEMA_PARAMETERS if k in params}
+        )
 
     def _families(self, schema: TabularSchema) -> list[ConditionalFamily]:
         """The conditional family of every column (override for other families).
@@ -630,9 +825,7 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         Z = schema.encode(X)
         n = Z.shape[0]
         context = self._context_rows(y, n, reset=True)
-        w = _check_sample_weight(sample_weight, Z, dtype=np.float64, ensure_non_negative=True)
-        if not w.sum() > 0:
-            raise ValueError("sample_weight sums to 0; at least one row needs a positive weight")
+        w = _normalized_weights(sample_weight, Z)
         if self.early_stopping:
             n_valid = math.ceil(n * self.validation_fraction)
             if n - n_valid < 1:
@@ -677,7 +870,10 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             # initialisation fitted to the data never sees the validation rows.
             rows = np.arange(n)
             if self.early_stopping:
-                rows = np.asarray(net.get_split_datasets(data)[0].indices)
+                train_ds, valid_ds = net.get_split_datasets(data)
+                rows = np.asarray(train_ds.indices)
+                _check_split_weights(w, rows, np.asarray(valid_ds.indices),
+                                     self.validation_fraction)
             self._initialize_network(network, conditionals, Z[rows], w[rows], seed)
             net.fit(data, None)
         net.module_.eval()
@@ -691,9 +887,31 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
 
     # ------------------------------------------------------------------ scoring
     def _encode(self, X: Any) -> np.ndarray:
+        """Encoded rows (:meth:`_encode_masked` without the mask)."""
+        return self._encode_masked(X)[0]
+
+    def _encode_masked(self, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """Encoded rows and the mask of cells the model gives probability zero (None when
+        there is none, so that scoring holds no (n, D) mask it does not need).
+
+        Cells beyond what the model represents (a continuous value whose standardised value is
+        not finite in float32) are always in the mask: their rows score ``-inf``. A category
+        not seen in fit, or a non-0/1 value in a binary column, raises the schema's error
+        (naming column, row and value) unless ``handle_unknown='zero_probability'``.
+        """
         check_is_fitted(self)
         X = self._check_X(X, reset=False)
-        return self.schema_.encode(X)
+        if "return_unknown" not in inspect.signature(self.schema_.encode).parameters:
+            # A model's own schema (images, sequences) flags nothing: the NaN rule only.
+            return self.schema_.encode(X), None
+        Z, unknown = self.schema_.encode(X, return_unknown=True)
+        if not unknown.any():
+            return Z, None
+        if getattr(self, "handle_unknown", "error") == "error":
+            discrete = np.array([c.kind != "continuous" for c in self.schema_.columns])
+            if unknown[:, discrete].any():
+                self.schema_.encode(X)  # raises the message naming column, row and value
+        return Z, unknown
 
     def _iter_batches(self, Z: np.ndarray, context: np.ndarray | None = None):
         """Yield ``(module, z, c)`` batches on the net's device; ``c`` is None without context."""
@@ -742,7 +960,7 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             it is directly comparable with :meth:`sklearn.neighbors.KernelDensity.score_samples`
             on the same columns. Rows are scored in batches, so memory stays bounded.
         """
-        Z = self._encode(X)
+        Z, unknown = self._encode_masked(X)
         context = self._context_rows(y, Z.shape[0], reset=False)
         out = np.empty(Z.shape[0], dtype=np.float64)
         self._fill_batches(out, lambda module, z, c: module(z, context=c), Z, context)
@@ -750,6 +968,13 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         row_jacobian = self._log_jacobian_rows(self.schema_, Z)
         if row_jacobian is not None:
             out += row_jacobian.sum(1)
+        # Defined values, never NaN for finite input: a row with a cell of probability zero
+        # or beyond float32 is -inf, and so is a finite row whose log density the float32
+        # network could not compute (an activation overflowed: NaN).
+        bad = np.isnan(out)
+        if unknown is not None:
+            bad |= unknown.any(axis=1)
+        out[bad] = -np.inf
         return out
 
     def score_samples_per_feature(self, X: Any, y: Any = None) -> np.ndarray:
@@ -774,7 +999,7 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             For an ensemble of several orderings or masks: the ensemble's density is a
             mixture, whose log does not split into per-column terms.
         """
-        Z = self._encode(X)
+        Z, unknown = self._encode_masked(X)
         context = self._context_rows(y, Z.shape[0], reset=False)
         if self.net_.module_.network.n_members != 1:
             raise ValueError(
@@ -790,6 +1015,12 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         row_jacobian = self._log_jacobian_rows(self.schema_, Z)
         if row_jacobian is not None:
             out += row_jacobian
+        # The unknown cell is the -inf term; the other columns are scored with the valid code
+        # the schema put in its place. NaN (network overflow) counts as -inf too.
+        bad = np.isnan(out)
+        if unknown is not None:
+            bad |= unknown
+        out[bad] = -np.inf
         return out
 
     def score(self, X: Any, y: Any = None) -> float:

@@ -60,6 +60,8 @@ from .distributions import Bernoulli, Categorical, ConditionalFamily, Mixture
 __all__ = ["ColumnSpec", "OneHotInputs", "TabularSchema", "detect_atoms", "detect_step"]
 
 KINDS = ("binary", "categorical", "continuous")
+#: Largest standardised value an encoded (float32) row can hold.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 FEATURE_TYPES = ("binary", "categorical", "continuous", "quantized")
 
 #: Grid steps tried by :func:`detect_step`, coarsest first: 1, 2 and 5 times a power of ten.
@@ -192,6 +194,16 @@ def _check_finite(x: np.ndarray, name: Any) -> None:
             f"{_label(name)} holds {what} at row {row}; skar needs finite values (no NaN or "
             "inf). Impute or drop missing values first, e.g. with sklearn.impute.SimpleImputer."
         )
+
+
+def _mean_std(x: np.ndarray) -> tuple[float, float]:
+    """Mean and standard deviation in float64 without overflow: computed on ``x / max|x|``
+    and scaled back, so data of magnitude 1e300 (whose squares overflow) standardise."""
+    top = float(np.max(np.abs(x))) if x.size else 0.0
+    if not top > 0:
+        return 0.0, 0.0
+    u = x / top
+    return float(u.mean()) * top, float(u.std()) * top
 
 
 def _is_missing(values: np.ndarray) -> np.ndarray:
@@ -496,6 +508,8 @@ class TabularSchema:
                 columns.append(ColumnSpec(name, "binary", cats, dtype=dtype, declared=declared))
                 continue
             mean, std = float(x.mean()), float(x.std())
+            if not (np.isfinite(mean) and np.isfinite(std)):  # 1e300-scale data overflowed
+                mean, std = _mean_std(x)
             scale = std if np.isfinite(std) and std > 0 else 1.0
             step = steps[j]
             if step is None and types[j] == "quantized":
@@ -755,7 +769,21 @@ class TabularSchema:
                 _check_finite(x, spec.name)
                 if spec.step is not None:
                     x = spec.snap(x)
-                Z[:, j] = (x - spec.mean) / spec.scale
+                # Standardise in float64; a value whose standardised value float32 cannot
+                # hold (1e39, or 1e30 in a column of scale 1e-10) is beyond what the model
+                # represents: flagged (its row scores -inf), encoded as 0 so the network never
+                # sees inf. Never an error: the value is finite and its density is ~0.
+                with np.errstate(over="ignore", invalid="ignore"):
+                    z = x - spec.mean
+                    z /= spec.scale
+                    far = ~np.isfinite(z)  # x - mean overflowed float64: split the terms
+                    if far.any():
+                        z[far] = x[far] / spec.scale - spec.mean / spec.scale
+                over = ~((z <= FLOAT32_MAX) & (z >= -FLOAT32_MAX))  # NaN included
+                if over.any():
+                    z[over] = 0.0
+                    unknown[:, j] = over
+                Z[:, j] = z
             elif spec.kind == "binary" and spec.categories.dtype.kind in "biuf":
                 x = _to_float(col, spec.name)
                 _check_finite(x, spec.name)

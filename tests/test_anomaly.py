@@ -241,7 +241,7 @@ def test_explain_needs_a_per_column_decomposition(gaussian):
     with pytest.raises(AttributeError, match="has no attribute 'explain'") as info:
         kde.explain(gaussian)
     assert "KernelDensity has no per-column decomposition" in str(info.value.__cause__)
-    ens = MADEDensity(hidden_layer_sizes=(8,), n_masks=2, order="random", max_iter=2,
+    ens = MADEDensity(hidden_layer_sizes=(8,), n_orderings=2, order="random", max_iter=2,
                       random_state=0)
     det = DensityOutlierDetector(ens, random_state=0).fit(gaussian)
     assert det.contribution_baseline_ is None
@@ -303,9 +303,13 @@ def test_bad_input_at_predict_is_named(gaussian):
 
 def test_unseen_category_is_named():
     df = pd.DataFrame({"c": ["a", "b"] * 60, "v": np.arange(120.0)})
+    new = pd.DataFrame({"c": ["a", "zzz"], "v": [1.0, 2.0]})
     det = DensityOutlierDetector(MADEDensity(**TINY), random_state=0).fit(df)
+    assert det.predict(new)[1] == -1  # probability zero: flagged (handle_unknown's default)
+    det = DensityOutlierDetector(MADEDensity(handle_unknown="error", **TINY),
+                                 random_state=0).fit(df)
     with pytest.raises(ValueError, match=r"column 'c' holds the category 'zzz'"):
-        det.predict(pd.DataFrame({"c": ["a", "zzz"], "v": [1.0, 2.0]}))
+        det.predict(new)
 
 
 def test_unfitted_detector_raises_not_fitted(gaussian):

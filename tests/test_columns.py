@@ -14,6 +14,8 @@ import torch
 from scipy import stats
 from scipy.special import logsumexp, softmax
 
+from skar import ARTransformerDensity, MADEDensity, NADEDensity, RNADEDensity
+from skar.anomaly import DensityOutlierDetector
 from skar.datasets import load_rnade_uci
 from skar.distributions import Categorical, ColumnConditionals, Mixture, log_cell_prob
 from skar.schema import TabularSchema, detect_atoms, detect_step
@@ -397,3 +399,138 @@ def test_quantized_columns_with_different_steps_share_one_group():
     for d, fam in enumerate(fams):
         want = fam.log_prob(cc.column_params(params, d), x[:, d])
         np.testing.assert_allclose(got[:, d].numpy(), want.numpy(), rtol=1e-12)
+
+
+# ---------------------------------------------------------------- wired into the estimators
+# Tiny models and few epochs: these tests check the wiring (parameters reach the schema and the
+# families, unknown cells score -inf), not the quality of a fit.
+TINY = dict(max_iter=3, early_stopping=False, batch_size=64, random_state=0, device="cpu")
+TABULAR = {
+    "made": lambda **kw: MADEDensity(hidden_layer_sizes=(8,), n_components=2, **TINY, **kw),
+    "rnade": lambda **kw: RNADEDensity(hidden_layer_sizes=(8,), n_components=2, **TINY, **kw),
+    "transformer": lambda **kw: ARTransformerDensity(d_model=8, n_heads=2, n_layers=1,
+                                                     n_components=2, **TINY, **kw),
+}
+WITH_NADE = {**TABULAR,
+             "nade": lambda **kw: NADEDensity(hidden_layer_sizes=(8,), **TINY, **kw)}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("name", list(TABULAR))
+def test_a_zero_one_column_declared_continuous_scores_a_half(name, frame):
+    X = frame[["flag", "height"]]
+    est = TABULAR[name](feature_types={"flag": "continuous"}).fit(X)
+    assert est.schema_.feature_types[0] == "continuous"
+    s = est.score_samples(X.iloc[:3].assign(flag=0.5))
+    assert np.isfinite(s).all()
+    # Inferred (the default), the same column is binary: 0.5 has probability zero.
+    inferred = TABULAR[name]().fit(X)
+    assert inferred.schema_.feature_types[0] == "binary"
+    assert np.isneginf(inferred.score_samples(X.iloc[:3].assign(flag=0.5))).all()
+
+
+def _discrete(frame):
+    return frame[["flag", "city"]]
+
+
+@pytest.mark.parametrize("name", list(WITH_NADE))
+def test_an_unseen_category_scores_minus_inf_and_changes_nothing(name, frame):
+    X = _discrete(frame) if name == "nade" else frame
+    est = WITH_NADE[name]().fit(X)
+    fixed = X.iloc[:5]
+    before = est.score_samples(fixed)
+    new = X.iloc[:4].copy()
+    new.loc[new.index[1], "city"] = "Paris"
+    s = est.score_samples(new)
+    assert s[1] == -np.inf and np.isfinite(np.delete(s, 1)).all()
+    np.testing.assert_array_equal(np.delete(s, 1), np.delete(before[:4], 1))
+    # Per column: the unknown cell is the -inf term, the others are finite; rows still sum.
+    cells = est.score_samples_per_feature(new)
+    city = list(X.columns).index("city")
+    assert cells[1, city] == -np.inf and np.isfinite(np.delete(cells[1], city)).all()
+    np.testing.assert_allclose(cells.sum(1), s, rtol=1e-5)
+    with pytest.raises(ValueError, match=r"column 'city'.*'Paris' at row 1"):
+        est.set_params(handle_unknown="error").score_samples(new)
+    est.set_params(handle_unknown="zero_probability")
+    np.testing.assert_array_equal(est.score_samples(fixed), before)  # fitted state unchanged
+
+
+@pytest.mark.filterwarnings("ignore:With 12 calibration rows:UserWarning")
+def test_the_detector_flags_an_unseen_category_and_explain_names_its_column(frame):
+    det = DensityOutlierDetector(TABULAR["made"](), random_state=0).fit(frame)
+    new = frame.iloc[:4].copy()
+    new.loc[new.index[2], "city"] = "Paris"
+    p = det.pvalues(new)
+    assert p[2] == p.min() and p[2] < np.delete(p, 2).min()
+    assert det.predict(new)[2] == -1
+    assert det.explain(new.iloc[[2]])["feature"].iloc[0] == "city"
+
+
+@pytest.mark.parametrize("name", list(TABULAR))
+def test_a_quantized_column_scores_at_most_one_over_its_step(name):
+    """p(x) = P(cell) / r <= 1 / r in the column's units, whatever the network does."""
+    rng = np.random.RandomState(0)
+    X = np.column_stack([np.round(rng.normal(3.3, 0.15, 300), 1), rng.normal(size=300)])
+    est = TABULAR[name](learning_rate_init=0.03).fit(X)
+    assert est.schema_.feature_types == ["quantized", "continuous"]
+    assert est.schema_.columns[0].step == 0.1
+    if name == "made":
+        cells = est.score_samples_per_feature(X)
+        assert cells[:, 0].max() <= np.log(10.0) + 1e-6
+    one = TABULAR[name](learning_rate_init=0.03).fit(X[:, :1])
+    assert one.score_samples(X[:, :1]).max() <= np.log(10.0) + 1e-6
+
+
+def test_min_scale_reaches_the_families_and_spares_quantized_columns():
+    rng = np.random.RandomState(0)
+    X = np.column_stack([np.round(rng.normal(3.3, 0.15, 400), 2),
+                         np.round(rng.gamma(2.0, 1.0, 400), 1)])
+    train, test = X[:300], X[300:]
+    a = RNADEDensity(hidden_layer_sizes=(8,), n_components=3, min_scale=1e-3, **TINY)
+    b = RNADEDensity(hidden_layer_sizes=(8,), n_components=3, min_scale=1e-4, **TINY)
+    a.fit(train), b.fit(train)
+    assert [f.min_scale for f in a.net_.module_.conditionals.families] == [1e-3, 1e-3]
+    assert [f.min_scale for f in b.net_.module_.conditionals.families] == [1e-4, 1e-4]
+    assert abs(a.score(test) - b.score(test)) <= 0.05
+    # A continuous column (declared) takes the floor: the parameter is not ignored.
+    c = RNADEDensity(hidden_layer_sizes=(8,), n_components=3, feature_types="continuous",
+                     min_scale=0.5, **TINY).fit(train)
+    assert [f.min_scale for f in c.net_.module_.conditionals.families] == [0.5, 0.5]
+
+
+def test_red_wine_scores_do_not_move_under_jitter_within_half_a_step():
+    """The regression behind issue 18: RNADE on red wine scored 8.5 nats better on the rounded
+    values than under sub-step jitter (components collapsed onto repeated values)."""
+    X = load_rnade_uci("red_wine")
+    perm = np.random.RandomState(0).permutation(len(X))
+    train, test = X[perm[:800]], X[perm[800:1200]]
+    est = RNADEDensity(hidden_layer_sizes=(16,), n_components=3, max_iter=5, batch_size=100,
+                       random_state=0, device="cpu").fit(train)
+    steps = np.array([c.step for c in est.schema_.columns])
+    assert np.all(steps > 0)
+    jitter = np.random.RandomState(1).uniform(-0.5, 0.5, test.shape) * steps
+    raw, jittered = est.score_samples(test).mean(), est.score_samples(test + jitter).mean()
+    assert np.isfinite(raw) and abs(raw - jittered) <= 0.1, (raw, jittered)
+
+
+@pytest.mark.parametrize("name", list(TABULAR))
+def test_an_estimator_names_a_datetime_column(name):
+    X = pd.DataFrame({"x": np.arange(20.0), "when": pd.date_range("2020-01-01", periods=20)})
+    with pytest.raises(TypeError, match=r"column 'when' holds dates"):
+        TABULAR[name]().fit(X)
+
+
+def test_column_parameters_are_validated_by_name():
+    with pytest.raises(ValueError, match="handle_unknown"):
+        TABULAR["made"](handle_unknown="ignore").fit(np.zeros((5, 1)))
+    with pytest.raises(ValueError, match="min_scale"):
+        TABULAR["rnade"](min_scale=0.0).fit(np.zeros((5, 1)))
+    with pytest.raises(ValueError, match="quantized_samples"):
+        TABULAR["transformer"](quantized_samples="round").fit(np.zeros((5, 1)))

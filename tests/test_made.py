@@ -247,8 +247,10 @@ def test_all_orders_of_tiny_binary_model_normalise():
 def test_n_masks_is_a_deprecated_name_of_n_orderings(binary10):
     kw = dict(hidden_layer_sizes=(8,), order="random", **FAST)
     new = MADEDensity(n_orderings=3, **kw).fit(binary10)
-    with pytest.warns(FutureWarning, match="n_masks was renamed n_orderings"):
+    with pytest.warns(FutureWarning, match="n_masks was renamed n_orderings") as record:
         old = MADEDensity(n_masks=3, **kw).fit(binary10)
+    # The warning points at the user's line (this file), not into skar or scikit-learn.
+    assert [w.filename for w in record if w.category is FutureWarning] == [__file__]
     assert old.net_.module_.network.n_members == 3
     np.testing.assert_array_equal(old.score_samples(binary10), new.score_samples(binary10))
     with pytest.raises(ValueError, match="pass only n_orderings"):

@@ -41,6 +41,7 @@ from ..base import (
     BaseAutoregressiveDensity,
     make_orderings,
     shared_params,
+    user_stacklevel,
 )
 from ..distributions import ColumnConditionals
 from ..nn import MaskedLinear, OrderedNetwork, OrderingEnsemble
@@ -249,6 +250,12 @@ class MADEDensity(BaseAutoregressiveDensity):
         direct_connections: bool = True,
         activation: str = "relu",
         categorical_features: Any = None,
+        feature_types: Any = None,
+        quantization: Any = "auto",
+        point_masses: str | None = "auto",
+        min_scale: float = 1e-3,
+        handle_unknown: str = "zero_probability",
+        quantized_samples: str = "grid",
         batch_size: Any = "auto",
         learning_rate_init: float = 1e-3,
         max_iter: int = 200,
@@ -284,7 +291,7 @@ class MADEDensity(BaseAutoregressiveDensity):
             "n_masks was renamed n_orderings (the ensemble size of every skar estimator); "
             "n_masks will be removed in a future release",
             FutureWarning,
-            stacklevel=4,
+            stacklevel=user_stacklevel(),
         )
         return self.n_masks
 

@@ -604,6 +604,9 @@ class WaveNetDensity(BaseAutoregressiveDensity):
     (2, 16)
     """
 
+    # Its quantization (bins of a sequence) is not the tabular estimators' (grid steps).
+    _own_parameters = ("quantization",)
+
     _parameter_constraints: dict = {
         **TRAINING_CONSTRAINTS,
         "n_layers_per_block": [Interval(Integral, 1, None, closed="left")],
@@ -632,6 +635,7 @@ class WaveNetDensity(BaseAutoregressiveDensity):
         value_range: Any = None,
         n_components: int = 5,
         component: str = "gaussian",
+        min_scale: float = 1e-3,
         batch_size: Any = "auto",
         learning_rate_init: float = 1e-3,
         max_iter: int = 200,
@@ -690,7 +694,7 @@ class WaveNetDensity(BaseAutoregressiveDensity):
         elif schema.kind == "categorical":
             fam = BinnedCategorical(self.n_levels)
         else:
-            fam = Mixture(self.n_components, self.component)
+            fam = Mixture(self.n_components, self.component, min_scale=self.min_scale)
         return [fam] * schema.n_features
 
     def _build_network(
