@@ -2,6 +2,7 @@
 normalisation, an independent numpy reference, the order-agnostic objective, sampling (the
 incremental samplers against the generic loop), consistency and scikit-learn compatibility."""
 
+import copy
 import itertools
 import pickle
 
@@ -14,10 +15,16 @@ from sklearn.base import clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skar import NADEDensity, RNADEDensity
-from skar.base import sample_plain
+from skar.base import DensityModule, sample_plain
 from skar.distributions import Bernoulli, Categorical, ColumnConditionals, Mixture
 from skar.models import nade as nade_module
-from skar.models.nade import NADE, OrderAgnosticNADE, _TiedPass
+from skar.models.nade import (
+    NADE,
+    OrderAgnosticNADE,
+    _TiedPass,
+    sample_nade,
+    sample_order_agnostic,
+)
 
 from .contract import (
     all_binary_rows,
@@ -54,15 +61,13 @@ def block(request, monkeypatch):
 
 
 # ---------------------------------------------------------------- autoregressive property
-@pytest.mark.parametrize("mode", ["train", "eval"])
 @pytest.mark.parametrize("rescale", [False, True])
 @pytest.mark.parametrize("order", ["natural", "random"])
 @pytest.mark.parametrize("activation", ["logistic", "relu"])
 def test_nade_jacobian_of_later_positions_is_exactly_zero_for_every_ordering(rescale, order,
-                                                                             mode, activation,
-                                                                             block):
+                                                                             activation, block):
     net = NADE(INPUT_SIZES, KINDS, OUTPUT_SIZES, n_hidden=7, n_orderings=4, order=order,
-               rescale=rescale, activation=activation, seed=3).train(mode == "train")
+               rescale=rescale, activation=activation, seed=3)
     for k in range(4):
         assert_autoregressive(
             lambda u, k=k: net.forward_units(u, k), net.inputs.n_units,
@@ -70,33 +75,63 @@ def test_nade_jacobian_of_later_positions_is_exactly_zero_for_every_ordering(res
         )
 
 
+def _plain_recurrence(net, u, member):
+    """Every column's parameters by an explicit loop over the positions of ``ordering(member)``
+    (no blocks, no triangle, no shifted inputs):
+    ``h_i = act(rho_i a_i)``, ``theta_{o_i} = V_{o_i} h_i + b_{o_i}``,
+    ``a_{i+1} = a_i + W[:, units of o_i] u[:, units of o_i]``, ``a_0 = c``."""
+    act = {"logistic": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh}
+    a = net.c.expand(u.shape[0], -1)
+    theta = [None] * net.n_features
+    sizes = net.outputs.output_sizes
+    for i, d in enumerate(net.ordering(member).tolist()):
+        h = act[net.activation_name](a if net.rho is None else net.rho[i] * a)
+        theta[d] = h @ net.outputs.weight[d, : sizes[d]].T + net.outputs.bias[d, : sizes[d]]
+        lo, hi = net.unit_offsets[d], net.unit_offsets[d + 1]
+        a = a + u[:, lo:hi] @ net.W[:, lo:hi].T
+    return torch.cat(theta, dim=1)
+
+
+def _mixed_rows(n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.column_stack([
+        torch.randint(2, (n,), generator=g), torch.randint(3, (n,), generator=g),
+        torch.randn(n, generator=g), torch.randint(2, (n,), generator=g),
+        torch.randn(n, generator=g),
+    ]).float()
+
+
 @pytest.mark.parametrize("activation", ["logistic", "relu", "tanh"])
-def test_training_pass_and_exact_pass_compute_the_same_function(activation, block):
-    """The position-major float32 training pass and the float64-accumulated evaluation pass
-    agree to float32 rounding, for every ordering, with categorical and continuous columns."""
+def test_training_and_scoring_pass_equal_a_plain_loop_over_positions(activation, block):
+    """The blocked pass, as training runs it (train mode, with a gradient) and as scoring runs
+    it (eval mode, no gradient), equals the recurrence written as a loop over positions: to
+    float32 rounding in float32, to 1e-12 in float64; for every ordering, with categorical and
+    continuous columns and RNADE's rescaling."""
     net = NADE(INPUT_SIZES, KINDS, OUTPUT_SIZES, n_hidden=16, n_orderings=5, order="random",
                rescale=True, activation=activation, seed=0)
     with torch.no_grad():
         net.rho.uniform_(0.5, 2.0)
-    g = torch.Generator().manual_seed(0)
-    x = torch.column_stack([
-        torch.randint(2, (64,), generator=g), torch.randint(3, (64,), generator=g),
-        torch.randn(64, generator=g), torch.randint(2, (64,), generator=g),
-        torch.randn(64, generator=g),
-    ]).float()
+    x = _mixed_rows(64)
+    net64 = copy.deepcopy(net).double()
     for k in range(5):
-        fast = net.train()(x, k)
-        exact = net.eval()(x, k)
-        torch.testing.assert_close(fast, exact, rtol=1e-5, atol=1e-5)
+        with torch.no_grad():
+            plain = _plain_recurrence(net64, net64.inputs(x.double()), k)
+        for m, tol in ((net, 1e-5), (net64, 1e-12)):
+            u = m.inputs(x.to(m.W.dtype))
+            training = m.train().forward_units(u.requires_grad_(), k).detach()
+            with torch.no_grad():
+                scoring = m.eval().forward_units(u.detach(), k)
+            for got in (training, scoring):
+                torch.testing.assert_close(got, plain.to(got.dtype), rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("rescale", [False, True])
 @pytest.mark.parametrize("activation", ["logistic", "relu", "tanh"])
-def test_training_pass_gradient_equals_autograd_through_the_exact_pass(activation, rescale,
-                                                                       block):
-    """The hand-written backward of the blocked training pass against autograd through the
-    plain ops of the evaluation pass, in float64, for the inputs and every parameter, with
-    categorical and continuous columns and every ordering of an ensemble."""
+def test_training_pass_gradient_equals_autograd_through_a_plain_loop(activation, rescale,
+                                                                     block):
+    """The hand-written backward of the blocked pass against autograd through the loop over
+    positions, in float64, for the inputs and every parameter, with categorical and
+    continuous columns and every ordering of an ensemble."""
     net = NADE(INPUT_SIZES, KINDS, OUTPUT_SIZES, n_hidden=6, n_orderings=3, order="random",
                rescale=rescale, activation=activation, seed=1).double()
     g = torch.Generator().manual_seed(0)
@@ -108,14 +143,15 @@ def test_training_pass_gradient_equals_autograd_through_the_exact_pass(activatio
     cotangent = torch.randn(7, sum(OUTPUT_SIZES), generator=g, dtype=torch.float64)
     for k in range(3):
         grads = {}
-        for mode in ("train", "eval"):
-            net.train(mode == "train").zero_grad()
+        for name, fn in (("pass", net.forward_units),
+                         ("plain", lambda u, k: _plain_recurrence(net, u, k))):
+            net.train().zero_grad()
             u.grad = None
-            (net.forward_units(u, k) * cotangent).sum().backward()
-            grads[mode] = [u.grad] + [p.grad for p in net.parameters()]
-        assert all(t is not None for t in grads["train"])
+            (fn(u, k) * cotangent).sum().backward()
+            grads[name] = [u.grad] + [p.grad for p in net.parameters()]
+        assert all(t is not None for t in grads["pass"])
         for (name, _), fast, plain in zip([("u", u)] + list(net.named_parameters()),
-                                          grads["train"], grads["eval"]):
+                                          grads["pass"], grads["plain"]):
             torch.testing.assert_close(fast, plain, rtol=1e-10, atol=1e-12, msg=name)
 
 
@@ -380,16 +416,63 @@ def test_marginal_init_keeps_a_repeated_value_that_a_random_start_misses():
     ],
     ids=["nade", "nade-ensemble", "deep-ensemble", "rnade-ensemble", "rnade-mol", "deep-rnade"],
 )
-def test_fast_sampler_draws_exactly_what_the_plain_loop_draws(make, block):
+def test_fast_sampler_draws_what_the_plain_loop_draws(make, block):
+    """Same generator, same stream: both samplers draw the members alike and then every column
+    in generation order from the same families. NADE's incremental sampler carries the running
+    sum one position at a time while the plain loop recomputes it with the blocked pass, so
+    their conditionals agree to float rounding: discrete draws must be *identical* (a draw
+    compares a uniform with a probability; it could differ only if a uniform fell within
+    ~1e-7 of a threshold), continuous draws (mu + s * eps with the same eps) must agree to
+    float32 tolerance. In float64 the rows are still stored as float32 (the encoded-row
+    contract), so the tolerance cannot go below float32 resolution."""
     rng = np.random.RandomState(0)
     df = pd.DataFrame({"b": rng.rand(300) < 0.4, "c": rng.choice(list("xyz"), 300),
                        "v": rng.normal(size=300), "w": rng.normal(size=300)})
     est = make().fit(df)
     module = est.net_.module_
-    fast = est._sample_encoded(400, torch.Generator().manual_seed(5))
-    plain = sample_plain(module, 400, torch.Generator().manual_seed(5))
-    assert torch.equal(fast, plain)
+    kinds = np.array(est.schema_.kinds)
+    disc, cont = kinds != "continuous", kinds == "continuous"
+    dtypes = [(torch.float32, 1e-5)]
+    if isinstance(module.network, NADE):  # the order-agnostic MLP runs in float32 only
+        dtypes.append((torch.float64, 1e-6))
+    for dtype, atol in dtypes:
+        module.to(dtype)
+        fast = est._sample_encoded(400, torch.Generator().manual_seed(5)).numpy()
+        plain = sample_plain(module, 400, torch.Generator().manual_seed(5)).numpy()
+        np.testing.assert_array_equal(fast[:, disc], plain[:, disc])
+        np.testing.assert_allclose(fast[:, cont], plain[:, cont], atol=atol, rtol=atol)
+    module.to(torch.float32)
     pd.testing.assert_frame_equal(est.sample(50, random_state=2), est.sample(50, random_state=2))
+
+
+def test_incremental_sampler_draws_the_plain_loops_bits_on_a_long_binary_row(block):
+    """60 binary columns (the MNIST case, shorter), logits large enough that draws are not
+    trivial: every draw of the incremental sampler equals the plain loop's."""
+    D = 60
+    net = NADE([1] * D, ["binary"] * D, [1] * D, n_hidden=16, n_orderings=2, order="random",
+               seed=0)
+    with torch.no_grad():
+        net.W.mul_(4.0)
+        net.outputs.weight.mul_(4.0)
+    module = DensityModule(net, ColumnConditionals([Bernoulli()] * D)).eval()
+    plain = sample_plain(module, 200, torch.Generator().manual_seed(1))
+    fast = sample_nade(module, 200, torch.Generator().manual_seed(1))
+    assert torch.equal(fast, plain)
+    assert 0.05 < plain.mean() < 0.95
+
+
+def test_estimators_sample_with_their_networks_own_sampler(binary10):
+    """order_agnostic picks the network class; sampling asks the fitted network, so it follows
+    what was fitted, not the current value of the parameter."""
+    tied = NADEDensity(hidden_layer_sizes=(8,), **FAST).fit(binary10)
+    deep = NADEDensity(**DEEP, **FAST).fit(binary10)
+    assert type(tied.net_.module_.network) is NADE
+    assert type(deep.net_.module_.network) is OrderAgnosticNADE
+    for est, sampler in ((tied, sample_nade), (deep, sample_order_agnostic)):
+        expected = sampler(est.net_.module_, 30, torch.Generator().manual_seed(3))
+        est.set_params(order_agnostic=not est.order_agnostic)  # not refitted
+        got = est._sample_encoded(30, torch.Generator().manual_seed(3))
+        assert torch.equal(got, expected)
 
 
 @pytest.mark.parametrize("params",

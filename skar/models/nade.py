@@ -72,7 +72,7 @@ __all__ = [
 _ACTIVATIONS = {"logistic": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh}
 
 
-# Elements of one (block, B, H) slice of the NADE passes. On the CPU, small enough that a
+# Elements of one (block, B, H) slice of the NADE pass. On the CPU, small enough that a
 # block's pre-activations, hidden units and their gradients stay in the cache (measured best
 # near 2**18 on a 32 MiB L3 at the binarized-MNIST shape; see benchmarks/nade). On an
 # accelerator, larger (a few L2-sized blocks, few kernel launches). Either way the triangle
@@ -83,8 +83,8 @@ _ACCELERATOR_BLOCK_ELEMENTS = 2**22
 
 
 def _block_size(n_positions: int, n_rows: int, n_hidden: int, device: torch.device) -> int:
-    """Positions per block of the NADE passes (:class:`_TiedPass`, ``NADE._forward_exact``)
-    for ``n_rows`` rows of ``n_hidden`` units on ``device``."""
+    """Positions per block of the NADE pass (:class:`_TiedPass`) for ``n_rows`` rows of
+    ``n_hidden`` units on ``device``."""
     elements = _CPU_BLOCK_ELEMENTS if device.type == "cpu" else _ACCELERATOR_BLOCK_ELEMENTS
     return max(1, min(n_positions, elements // max(1, n_rows * n_hidden)))
 
@@ -103,50 +103,78 @@ def _act_derivative(h: Tensor, activation: str) -> Tensor:
     return (h > 0).to(h.dtype)
 
 
-class _TiedPass(torch.autograd.Function):
-    r"""NADE's tied-weight pass over every position, blocked along the positions, with its
-    gradient written out (the O(DH)-memory gradient of Larochelle & Murray 2011, Alg. 1).
+def _tied_hidden(x: Tensor, W: Tensor, carry: Tensor, tri: Tensor, rho: Tensor | None,
+                 activation: str) -> tuple[Tensor, Tensor]:
+    r"""The tied recurrence over one block of ``k`` positions: ``(a, h)``, each ``(k, B, H)``.
 
-    With positions in the order of the ordering, inputs ``x`` ``(D, B, U)`` (position ``i``'s
-    input units, zero-padded to ``U``) and their weights ``W`` ``(D, U, H)``,
+    ``x`` ``(k, B, U)`` and ``W`` ``(k, U, H)`` are each position's *input*: the units of the
+    column one position earlier (position 0 reads a zero unit), so that
 
     .. math::
 
-        v_i = x_i W_i,\quad a_i = c + \sum_{j<i} v_j,\quad h_i = \mathrm{act}(\rho_i a_i),
+        a_i = \text{carry} + \sum_{p_0 \le j \le i} x_j W_j
+            = c + \sum_{j < i} W_{:, o_j} x_{o_j},\qquad h_i = \mathrm{act}(\rho_i a_i),
+
+    with ``carry`` the ``a`` of the position before the block (``c`` before the first). The
+    inclusive prefix sum is one product with the lower-triangular matrix of ones ``tri``; the
+    next block's carry is ``a[-1]``. Training, scoring and sampling all run the recurrence
+    through this function: the passes with cache-sized blocks (:class:`_TiedPass`), the
+    incremental sampler with blocks of one position (:meth:`NADE.sample`).
+    """
+    k = x.shape[0]
+    if x.shape[2] == 1:  # one unit per position: an outer product, no matmul needed
+        v = x * W  # (k, B, 1) * (k, 1, H) -> (k, B, H)
+    else:
+        v = torch.bmm(x, W)  # (k, B, U) @ (k, U, H) -> (k, B, H)
+    a = torch.mm(tri[:k, :k], v.view(k, -1)).view_as(v).add_(carry)
+    z = a if rho is None else a * rho.view(k, 1, 1)
+    return a, _ACTIVATIONS[activation](z)
+
+
+def _tied_block(x: Tensor, W: Tensor, carry: Tensor, tri: Tensor, rho: Tensor | None,
+                V: Tensor, b: Tensor, activation: str,
+                out: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """One block's conditional parameters ``theta_i = V_i h_i + b_i`` ``(k, B, K)`` (written
+    into ``out`` if given), with its ``a`` and ``h`` (:func:`_tied_hidden`)."""
+    a, h = _tied_hidden(x, W, carry, tri, rho, activation)
+    # (k, B, H) @ (k, H, K) + (k, 1, K) -> (k, B, K)
+    theta = torch.baddbmm(b.unsqueeze(1), h, V.transpose(1, 2), out=out)
+    return theta, a, h
+
+
+def _lower_ones(block: int, like: Tensor) -> Tensor:
+    """The ``(block, block)`` lower-triangular matrix of ones (diagonal included)."""
+    return torch.ones(block, block, dtype=like.dtype, device=like.device).tril_()
+
+
+class _TiedPass(torch.autograd.Function):
+    r"""NADE's tied-weight pass over every position, blocked along the positions
+    (:func:`_tied_block`), with its gradient written out (the O(DH)-memory gradient of
+    Larochelle & Murray 2011, Alg. 1).
+
+    With positions in the order of the ordering, shifted inputs ``x`` ``(D, B, U)`` (position
+    ``i`` holds the units of position ``i - 1``, zero-padded to ``U``; position 0 zeros) and
+    their weights ``W`` ``(D, U, H)``,
+
+    .. math::
+
+        v_i = x_i W_i,\quad a_i = c + \sum_{j\le i} v_j,\quad h_i = \mathrm{act}(\rho_i a_i),
         \quad \theta_i = V_i h_i + b_i .
 
-    The positions are cut into blocks of ``block``: inside a block the exclusive prefix sum
-    is one product with a strictly lower-triangular matrix of ones, and a running ``(B, H)``
-    carry joins the blocks. Only the carries at block starts are kept (``D / block`` of
-    ``(B, H)``; a pass of one block, a small model, keeps its ``a`` and ``h`` instead); the
-    backward pass recomputes each block's ``a`` and ``h`` and runs the blocks in reverse with
-    the adjoint carry
+    The positions are cut into blocks of ``block``, joined by a running ``(B, H)`` carry. Only
+    the carries at block starts are kept (``D / block`` of ``(B, H)``; a pass of one block, a
+    small model, keeps its ``a`` and ``h`` instead); the backward pass recomputes each block's
+    ``a`` and ``h`` and runs the blocks in reverse with the adjoint carry
 
     .. math::
 
-        \frac{\partial L}{\partial v_j} = \sum_{i>j} \frac{\partial L}{\partial a_i},
+        \frac{\partial L}{\partial v_j} = \sum_{i \ge j} \frac{\partial L}{\partial a_i},
 
-    so no ``(D, B, H)`` tensor is ever stored and each block's work stays in the cache: at
-    the binarized-MNIST shape (B=100, D=784, H=500, one CPU thread) a training step is 7.1
-    times faster than autograd through one cumulative sum over all positions
-    (``benchmarks/nade``). The loop is over blocks, not positions, and every block is
-    evaluated in parallel over its positions.
+    so no ``(D, B, H)`` tensor is ever stored and each block's work stays in the cache
+    (``benchmarks/nade`` measures it against autograd through the same blocks). The loop is
+    over blocks, not positions, and every block is evaluated in parallel over its positions.
+    Without a gradient (scoring) the pass is the same forward.
     """
-
-    @staticmethod
-    def _block_forward(x: Tensor, W: Tensor, carry: Tensor, tri: Tensor, rho: Tensor | None,
-                       activation: str) -> tuple[Tensor, Tensor, Tensor]:
-        """One block's ``(a, v, h)``, each ``(k, B, H)``, from the carry
-        ``c + sum_{j<p0} v_j``."""
-        k = x.shape[0]
-        if x.shape[2] == 1:  # one unit per position: an outer product, no matmul needed
-            v = x * W  # (k, B, 1) * (k, 1, H) -> (k, B, H)
-        else:
-            v = torch.bmm(x, W)  # (k, B, U) @ (k, U, H) -> (k, B, H)
-        # a_i = carry + sum_{p0<=j<i} v_j: the exclusive prefix sum as one matmul
-        a = torch.mm(tri[:k, :k], v.view(k, -1)).view_as(v).add_(carry)
-        z = a if rho is None else a * rho.view(k, 1, 1)
-        return a, v, _ACTIVATIONS[activation](z)
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, W: Tensor, c: Tensor, rho: Tensor | None, V: Tensor,
@@ -154,18 +182,16 @@ class _TiedPass(torch.autograd.Function):
         D, B, _ = x.shape
         H = W.shape[2]
         theta = x.new_empty(D, B, V.shape[1])  # (D, B, K)
-        tri = torch.ones(block, block, dtype=x.dtype, device=x.device).tril_(-1)
+        tri = _lower_ones(block, x)
         blocks = _blocks(D, block)
         carries = x.new_empty(len(blocks), B, H)
         carry = c.expand(B, H)
         for n, (p0, p1) in enumerate(blocks):
             carries[n] = carry
-            a, v, h = _TiedPass._block_forward(x[p0:p1], W[p0:p1], carry, tri,
-                                               None if rho is None else rho[p0:p1], activation)
-            carry = a[-1] + v[-1]
-            # theta_i = V_i h_i + b_i for the block's positions: (k, B, H) @ (k, H, K)
-            torch.baddbmm(b[p0:p1].unsqueeze(1), h, V[p0:p1].transpose(1, 2),
-                          out=theta[p0:p1])
+            _, a, h = _tied_block(x[p0:p1], W[p0:p1], carry, tri,
+                                  None if rho is None else rho[p0:p1], V[p0:p1], b[p0:p1],
+                                  activation, out=theta[p0:p1])
+            carry = a[-1]
         # One block (a small model): keep its a and h, there is nothing to gain by recomputing.
         kept = (a, h) if len(blocks) == 1 else ()
         ctx.save_for_backward(x, W, rho, V, carries, tri, *kept)
@@ -177,7 +203,7 @@ class _TiedPass(torch.autograd.Function):
     def backward(ctx: Any, grad_theta: Tensor) -> tuple[Tensor | None, ...]:
         x, W, rho, V, carries, tri, *kept = ctx.saved_tensors
         activation, block = ctx.activation, ctx.block
-        D, B, _ = x.shape
+        D = x.shape[0]
         grad_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None
         grad_W, grad_V = torch.empty_like(W), torch.empty_like(V)
         grad_rho = None if rho is None else torch.empty_like(rho)
@@ -186,22 +212,20 @@ class _TiedPass(torch.autograd.Function):
         g = carries.new_zeros(carries.shape[1:])
         for n, (p0, p1) in reversed(list(enumerate(_blocks(D, block)))):
             k = p1 - p0
-            rho_blk = None if rho is None else rho[p0:p1].view(k, 1, 1)
             if kept:
                 a, h = kept
             else:
-                a, _, h = _TiedPass._block_forward(x[p0:p1], W[p0:p1], carries[n], tri,
-                                                   None if rho is None else rho[p0:p1],
-                                                   activation)
+                a, h = _tied_hidden(x[p0:p1], W[p0:p1], carries[n], tri,
+                                    None if rho is None else rho[p0:p1], activation)
             gt = grad_theta[p0:p1]  # (k, B, K)
             torch.bmm(gt.transpose(1, 2), h, out=grad_V[p0:p1])  # (k, K, B) @ (k, B, H)
             grad_z = torch.bmm(gt, V[p0:p1]).mul_(_act_derivative(h, activation))  # (k, B, H)
-            if rho_blk is None:
+            if rho is None:
                 grad_a = grad_z
             else:
                 grad_rho[p0:p1] = (grad_z * a).sum((1, 2))
-                grad_a = grad_z.mul_(rho_blk)
-            # dL/dv_j = sum_{i>j} dL/da_i: the later positions of this block (the transposed
+                grad_a = grad_z.mul_(rho[p0:p1].view(k, 1, 1))
+            # dL/dv_j = sum_{i>=j} dL/da_i: this block's positions from j on (the transposed
             # triangle) and every block after it (g)
             grad_v = torch.mm(tri[:k, :k].T, grad_a.view(k, -1)).view_as(grad_a).add_(g)
             g = g + grad_a.sum(0)
@@ -215,6 +239,10 @@ class _TiedPass(torch.autograd.Function):
 class NADE(OrderedNetwork):
     """The tied-weight NADE / RNADE network (a torch module), with an optional ensemble of
     orderings that share all weights.
+
+    Training, scoring and sampling run one recurrence through one function
+    (:func:`_tied_block`): the passes over cache-sized blocks of positions (:class:`_TiedPass`),
+    the sampler (:meth:`sample`) one position at a time, carrying the same running sum.
 
     Parameters
     ----------
@@ -270,18 +298,21 @@ class NADE(OrderedNetwork):
         self.W = nn.Parameter(torch.randn(n_hidden, n_units) / math.sqrt(n_units))
         self.c = nn.Parameter(torch.zeros(n_hidden))
         self.rho = nn.Parameter(torch.ones(D)) if rescale else None
-        self.outputs = ColumnHeads(output_sizes, n_hidden)
+        # The heads are evaluated by _tied_block (a batched matmul over positions).
+        self.outputs = ColumnHeads(output_sizes, n_hidden, exact=False)
         self.activation_name = activation
         orderings = make_orderings(D, n_orderings, order, rng, distinct=True)
-        # Each position's input units, padded with the index n_units (a zero unit) to the
-        # widest column: (n_orderings, D, U_max).
+        # Each position's *input* units, those of the column one position earlier (position 0
+        # reads none), padded with the index n_units (a zero unit) to the widest column:
+        # (n_orderings, D, U_max). Shifting the inputs makes the running sum inclusive, so
+        # one block function serves a block of positions and a single sampling step alike.
         width = max(self.input_sizes)
         slots = np.full((len(orderings), D, width), n_units)
         for m, o in enumerate(orderings):
-            for i, d in enumerate(o):
+            for i, d in enumerate(o[:-1]):
                 lo, hi = self.unit_offsets[d], self.unit_offsets[d + 1]
-                slots[m, i, : hi - lo] = np.arange(lo, hi)
-        self.register_buffer("unit_slots", torch.as_tensor(slots), persistent=False)
+                slots[m, i + 1, : hi - lo] = np.arange(lo, hi)
+        self.register_buffer("input_slots", torch.as_tensor(slots), persistent=False)
         self.ensemble = OrderingEnsemble(orderings, rng)
 
     def init_marginals(self, theta0: Tensor, independent: Tensor) -> None:
@@ -289,46 +320,14 @@ class NADE(OrderedNetwork):
         flagged ``independent`` (see :meth:`skar.base.AutoregressiveNetwork.init_marginals`)."""
         self.outputs.init_marginals(theta0, independent)
 
-    def _act(self, a: Tensor, positions: int | slice) -> Tensor:
-        """``act(rho_i a_i)`` from the float64 pre-activation, rounded to float32 at the end:
-        vectorised and scalar kernels may differ in the last bit, and rounding from float64
-        makes the parallel pass and the one-row-at-a-time sampler agree exactly."""
-        if self.rho is not None:
-            a = a * self.rho[positions].unsqueeze(-1).to(a.dtype)
-        return _ACTIVATIONS[self.activation_name](a).to(self.W.dtype)
-
     def forward(self, x: Tensor, member: int = 0) -> Tensor:
         """``(B, D)`` encoded rows -> ``(B, n_params)`` conditional parameters."""
         return self.forward_units(self.inputs(x), member)
 
     def forward_units(self, u: Tensor, member: int = 0) -> Tensor:
-        """All conditionals from input units ``(B, n_units)`` in one pass (no loop over D).
-
-        In training mode the pass runs in the working precision (:meth:`_forward_train`); in
-        evaluation mode (scoring, and the generic sampler) it accumulates in float64 and rounds
-        exactly as :func:`sample_nade` does (:meth:`_forward_exact`). Both compute the same
-        function; they differ by float32 rounding only.
-        """
-        if self.training:
-            return self._forward_train(u, member)
-        return self._forward_exact(u, member)
-
-    def _position_inputs(self, u: Tensor, member: int) -> tuple[Tensor, Tensor]:
-        """Input units and their weights in the position order of ``ordering(member)``:
-        ``x`` ``(D, B, U)`` and ``W`` ``(D, U, H)``, each position's units padded to the
-        widest column's ``U`` with a zero unit (a categorical column's one-hot units share
-        a position). Permutes O(BD + DH) numbers, never the O(BDH) products."""
-        slots = self.unit_slots[member]  # (D, U)
-        if slots.shape[1] == 1:
-            x, W = u.T[slots], self.W.T[slots]  # (D, 1, B), (D, 1, H)
-        else:
-            x = torch.cat([u, u.new_zeros(u.shape[0], 1)], dim=1).T[slots]  # (D, U, B)
-            W = torch.cat([self.W, self.W.new_zeros(self.W.shape[0], 1)], dim=1).T[slots]
-        return x.transpose(1, 2).contiguous(), W.contiguous()
-
-    def _forward_train(self, u: Tensor, member: int) -> Tensor:
-        """The training pass: :class:`_TiedPass`, blocked over the positions of
-        ``ordering(member)``, in the working precision."""
+        """All conditionals from input units ``(B, n_units)`` in one pass (no loop over D):
+        :class:`_TiedPass` over cache-sized blocks of the positions of ``ordering(member)``,
+        in the working precision, for training and scoring alike."""
         B, H = u.shape[0], self.W.shape[0]
         order, out = self.orderings[member], self.outputs
         x, W = self._position_inputs(u, member)
@@ -337,69 +336,72 @@ class NADE(OrderedNetwork):
                                 self.activation_name, block)  # (D, B, K_max), position order
         return out.flat(theta[self.positions[member]].transpose(0, 1))  # column order
 
-    def _forward_exact(self, u: Tensor, member: int) -> Tensor:
-        """The evaluation pass: float64 accumulation, rounded as the incremental sampler.
+    def _padded_weights(self) -> Tensor:
+        """``W`` with a zero column for the zero unit: ``(H, n_units + 1)``."""
+        return torch.cat([self.W, self.W.new_zeros(self.W.shape[0], 1)], dim=1)
 
-        The same blocks as the training pass (so a block's work stays in the cache), but
-        plain autograd ops and, inside a block, ``a`` accumulated in float64 by a cumulative
-        sum that starts from the carry: one sequential float64 sum per ``(b, h)`` in the
-        order of the sampler's ``a <- a + v``, and the same float32 products and float64
-        output sums as :func:`sample_nade`, so both round identically.
+    def _position_inputs(self, u: Tensor, member: int) -> tuple[Tensor, Tensor]:
+        """Every position's input units and their weights in the position order of
+        ``ordering(member)``: ``x`` ``(D, B, U)`` and ``W`` ``(D, U, H)`` (see
+        ``input_slots``). Permutes O(BD + DH) numbers, never the O(BDH) products."""
+        slots = self.input_slots[member]  # (D, U)
+        u = torch.cat([u.to(self.W.dtype), u.new_zeros(u.shape[0], 1, dtype=self.W.dtype)],
+                      dim=1)
+        x = u.T[slots].transpose(1, 2)  # (D, U, B) -> (D, B, U)
+        return x.contiguous(), self._padded_weights().T[slots].contiguous()
+
+    @torch.no_grad()
+    def sample(self, conditionals: ColumnConditionals, n_samples: int,
+               generator: torch.Generator) -> Tensor:
+        """Draw ``n_samples`` encoded rows incrementally: O(DH) per row.
+
+        Carries the running sum ``a`` ``(B, H)`` from one position to the next through
+        :func:`_tied_block` with blocks of one position (the function the passes run over
+        larger blocks), instead of recomputing every conditional with a full pass as
+        :func:`skar.base.sample_plain` does. It draws members and columns in the same order and
+        from the same generator as ``sample_plain``; the conditionals agree with the full
+        pass's to float32 rounding (the pass sums a block's positions in another order), so
+        discrete draws are the same unless a uniform falls within that rounding of a
+        threshold, and continuous draws agree to float32 precision.
         """
-        B, D, H = u.shape[0], self.n_features, self.W.shape[0]
-        order, out = self.orderings[member], self.outputs
-        x, W = self._position_inputs(u, member)
-        block = _block_size(D, B, H, u.device)
-        carry = self.c.double().expand(B, H)
-        thetas = []
-        for p0, p1 in _blocks(D, block):
-            # v_i = sum over position i's units of u * W (one nonzero for a one-hot column)
-            v = (x[p0:p1].unsqueeze(-1) * W[p0:p1].unsqueeze(1)).sum(2)  # (k, B, H)
-            a = torch.cumsum(torch.cat([carry.unsqueeze(0), v[:-1].double()]), dim=0)
-            carry = a[-1] + v[-1].double()
-            if self.rho is not None:
-                a = a * self.rho[p0:p1].view(-1, 1, 1).to(a.dtype)
-            h = _ACTIVATIONS[self.activation_name](a).to(self.W.dtype)  # (k, B, H)
-            thetas.append(out(h, order[p0:p1]))  # (k, B, K_max)
-        theta = torch.cat(thetas)[self.positions[member]].transpose(0, 1)  # (B, D, K_max)
-        return out.flat(theta)
+        D, H = self.n_features, self.W.shape[0]
+        offsets = conditionals.offsets
+        x = torch.zeros(n_samples, D, device=self.W.device)
+        tri = _lower_ones(1, self.W)
+        W_all = self._padded_weights().T  # (n_units + 1, H)
+        rho = self.rho
+        for m, rows in member_rows(self.n_members, n_samples, generator, x.device):
+            B = rows.numel()
+            slots, order = self.input_slots[m], self.orderings[m]  # (D, U), (D,)
+            W, V, b = W_all[slots], self.outputs.weight[order], self.outputs.bias[order]
+            units = W_all.new_zeros(B, self.inputs.n_units + 1)  # the drawn columns' units
+            xm = x.new_zeros(B, D)
+            # Column d's parameters are written into a (B, n_params) buffer and drawn from
+            # there, so the family sees the same memory layout as in the generic loop.
+            params = W_all.new_zeros(B, offsets[-1])
+            carry = self.c.expand(B, H)
+            for i, d in enumerate(self.ensemble.host_orderings[m]):
+                p = slice(i, i + 1)
+                theta, a, _ = _tied_block(units[:, slots[i]].unsqueeze(0), W[p], carry, tri,
+                                          None if rho is None else rho[p], V[p], b[p],
+                                          self.activation_name)  # theta (1, B, K_max)
+                carry = a[-1]
+                lo, hi = offsets[d], offsets[d + 1]
+                params[:, lo:hi] = theta[0, :, : hi - lo]
+                xm[:, d] = conditionals.sample_column(params, d, generator)
+                lo, hi = self.unit_offsets[d], self.unit_offsets[d + 1]
+                if self.categorical[d]:
+                    units[:, lo:hi] = torch.nn.functional.one_hot(xm[:, d].long(), hi - lo)
+                else:
+                    units[:, lo] = xm[:, d]
+            x[rows] = xm
+        return x
 
 
-@torch.no_grad()
 def sample_nade(module: DensityModule, n_samples: int, generator: torch.Generator) -> Tensor:
-    """Exact incremental NADE/RNADE sampler: O(DH) per row.
-
-    Keeps ``a`` (B, H) and updates ``a <- a + W[:, o_i] x_{o_i}`` after drawing each column,
-    instead of recomputing every conditional with a full pass as :func:`skar.base.sample_plain`
-    does. It draws members and columns in the same order and from the same generator as
-    ``sample_plain``, so with the same generator both return the same rows.
-    """
-    net: NADE = module.network
-    device = net.W.device
-    k, D = net.n_members, net.n_features
-    x = torch.zeros(n_samples, D, device=device)
-    Wt = net.W.T  # (n_units, H)
-    offsets = module.conditionals.offsets
-    for m, rows in member_rows(k, n_samples, generator, device):
-        xm = torch.zeros(rows.numel(), D, device=device)
-        a = net.c.expand(rows.numel(), -1).double()  # (b, H), accumulated as in forward
-        # Column d's parameters are written into a (b, n_params) buffer and drawn from there,
-        # so the family sees the same memory layout (and elementwise kernels) as in the
-        # generic loop; only column d's slice is ever computed.
-        params = xm.new_zeros(rows.numel(), offsets[-1])
-        for i, d in enumerate(net.ordering(m).tolist()):
-            h = net._act(a, i)
-            params[:, offsets[d] : offsets[d + 1]] = net.outputs.column(h, d)
-            xm[:, d] = module.conditionals.sample_column(params, d, generator)
-            lo, hi = net.unit_offsets[d], net.unit_offsets[d + 1]
-            if net.categorical[d]:
-                u = torch.nn.functional.one_hot(xm[:, d].long(), hi - lo).to(a.dtype)
-            else:
-                u = xm[:, d : d + 1]  # (b, 1)
-            # The same products and sum as the parallel pass: W[:, o_i] x_{o_i}.
-            a = a + (u.unsqueeze(-1) * Wt[lo:hi]).sum(1).double()
-        x[rows] = xm
-    return x
+    """Exact incremental NADE/RNADE sampler, O(DH) per row: :meth:`NADE.sample` of
+    ``module.network`` with ``module.conditionals``."""
+    return NADE.sample(module.network, module.conditionals, n_samples, generator)
 
 
 class OrderAgnosticNADE(OrderedNetwork):
@@ -513,32 +515,36 @@ class OrderAgnosticNADE(OrderedNetwork):
             out[:, sel] = params[pos_of_param[sel] - s, :, sel].T
         return out
 
+    @torch.no_grad()
+    def sample(self, conditionals: ColumnConditionals, n_samples: int,
+               generator: torch.Generator) -> Tensor:
+        """Draw ``n_samples`` encoded rows with one masked pass per position (D passes).
 
-@torch.no_grad()
+        :func:`skar.base.sample_plain` would call the evaluation-mode forward, itself D passes,
+        at every position (D^2 passes). This draws members and columns in the same order and
+        from the same generator, through the same masked passes, so both return the same rows.
+        """
+        families, offsets = conditionals.families, conditionals.offsets
+        device = self.output.weight.device
+        D = self.n_features
+        x = torch.zeros(n_samples, D, device=device)
+        for m, rows in member_rows(self.n_members, n_samples, generator, device):
+            xm = torch.zeros(rows.numel(), D, device=device)
+            mask = torch.zeros(rows.numel(), D, device=device)
+            for d in self.ensemble.host_orderings[m]:
+                params = self.masked_params(self.inputs(xm), mask)
+                xm[:, d] = families[d].sample(params[:, offsets[d] : offsets[d + 1]], generator)
+                mask[:, d] = 1.0
+            x[rows] = xm
+        return x
+
+
 def sample_order_agnostic(
     module: DensityModule, n_samples: int, generator: torch.Generator
 ) -> Tensor:
-    """Sampler for :class:`OrderAgnosticNADE`: one masked pass per position (D passes).
-
-    :func:`skar.base.sample_plain` would call the evaluation-mode forward, itself D passes, at
-    every position (D^2 passes). This draws members and columns in the same order and from the
-    same generator, so both return the same rows.
-    """
-    net: OrderAgnosticNADE = module.network
-    families = module.conditionals.families
-    device = net.output.weight.device
-    k, D = net.n_members, net.n_features
-    offsets = module.conditionals.offsets
-    x = torch.zeros(n_samples, D, device=device)
-    for m, rows in member_rows(k, n_samples, generator, device):
-        xm = torch.zeros(rows.numel(), D, device=device)
-        mask = torch.zeros(rows.numel(), D, device=device)
-        for d in net.ordering(m).tolist():
-            params = net.masked_params(net.inputs(xm), mask)
-            xm[:, d] = families[d].sample(params[:, offsets[d] : offsets[d + 1]], generator)
-            mask[:, d] = 1.0
-        x[rows] = xm
-    return x
+    """Sampler for order-agnostic NADE, one masked pass per position:
+    :meth:`OrderAgnosticNADE.sample` of ``module.network`` with ``module.conditionals``."""
+    return OrderAgnosticNADE.sample(module.network, module.conditionals, n_samples, generator)
 
 
 # What NADEDensity and RNADEDensity document alike: init_params, the shared training
@@ -654,9 +660,10 @@ class _NADEBase(BaseAutoregressiveDensity):
     def _sample_encoded(
         self, n_samples: int, generator: torch.Generator, context: Tensor | None = None
     ) -> Tensor:
-        """The network's exact fast sampler (NADE is unconditional: ``context`` is None)."""
-        sampler = sample_order_agnostic if self.order_agnostic else sample_nade
-        return sampler(self.net_.module_, n_samples, generator)
+        """The fitted network's own fast sampler (:meth:`NADE.sample` or
+        :meth:`OrderAgnosticNADE.sample`; NADE is unconditional: ``context`` is None)."""
+        module = self.net_.module_
+        return module.network.sample(module.conditionals, n_samples, generator)
 
 
 class NADEDensity(_NADEBase):
