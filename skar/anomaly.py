@@ -381,6 +381,21 @@ class DensityOutlierDetector(OutlierMixin, BaseEstimator):
             cal_scores = train_scores[cal]
             offset = _percentile(train_scores, 100.0 * self.contamination)
 
+        if np.isneginf(cal_scores).any():
+            # An estimator with handle_unknown="zero_probability" (the default) scores a
+            # category seen only in calibration rows -inf instead of raising: calibration
+            # stays valid (such a row is below every score), but the user should know.
+            row = int(cal[np.flatnonzero(np.isneginf(cal_scores))[0]])
+            warnings.warn(
+                f"row {row} of X, held out for calibration, has probability zero under the "
+                "density fitted on the other rows (score -inf): a category or value that "
+                "occurs only in rows held out for calibration? Declare every category up front "
+                "(pandas category dtype), or pass handle_unknown='error' to the estimator to "
+                "have it named",
+                UserWarning,
+                stacklevel=3,
+            )
+
         with _user_rows(cal, "scoring the rows held out for calibration"):
             baseline = self._contribution_baseline(estimator, X_cal)
         self.estimator_ = estimator

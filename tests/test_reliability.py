@@ -599,7 +599,12 @@ def test_detector_reports_a_category_seen_only_in_calibration_rows_of_an_array()
     X[:, 0] = np.where(np.arange(n) % 2, "a", "b")
     X[:, 1] = _rng().normal(size=n)
     X[cal[1], 0] = "rare"
-    # With handle_unknown="error" (the default scores such a calibration row -inf).
+    default = DensityOutlierDetector(MADEDensity(**TINY, categorical_features=[0]),
+                                     random_state=0)
+    with pytest.warns(UserWarning, match=rf"row {cal[1]} of X, held out for calibration, has "
+                                         "probability zero"):
+        default.fit(X)  # handle_unknown="zero_probability": that row's score is -inf
+    assert default.calibration_scores_[0] == -np.inf
     det = DensityOutlierDetector(MADEDensity(**TINY, categorical_features=[0],
                                              handle_unknown="error"), random_state=0)
     with pytest.raises(ValueError, match=rf"category 'rare' at row {cal[1]}, which was not seen"
