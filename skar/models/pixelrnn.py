@@ -40,8 +40,13 @@ class of a class-conditional model), run over the image in one of two ways:
   pixel. Together they see every pixel above and to the left, after one layer.
 
 Training evaluates every conditional in one pass (the recurrences run over rows or diagonals,
-``H`` or ``H + W - 1`` sequential steps per layer, not ``C H W``). Sampling is the generic loop
-of :func:`skar.base.sample_plain`: one full pass per pixel channel, ``C H W`` passes.
+``H`` or ``H + W - 1`` sequential steps per layer, not ``C H W``).
+
+**Sampling.** The Diagonal BiLSTM uses the generic loop of :func:`skar.base.sample_plain`, one
+full pass per pixel channel (``C H W`` passes of ``n_layers`` recurrences). The Row LSTM has an
+exact incremental sampler, :func:`sample_row_lstm`: the states of the row above are computed
+once per row, and each pixel channel costs ``n_layers`` LSTM cells at one position; it draws
+exactly what the plain loop draws with the same generator.
 
 References
 ----------
@@ -60,7 +65,7 @@ import torch.nn.functional as F
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch import Tensor, nn
 
-from ..base import shared_params
+from ..base import DensityModule, shared_params
 from ..distributions import ColumnConditionals
 from ..images import (
     IMAGE_CONSTRAINTS,
@@ -79,6 +84,7 @@ __all__ = [
     "PixelRNN",
     "PixelRNNDensity",
     "RowLSTMLayer",
+    "sample_row_lstm",
     "skew",
     "unskew",
 ]
@@ -309,6 +315,85 @@ class PixelRNN(ImageNetwork):
         return self.columns(self.out(r))
 
 
+@torch.no_grad()
+def sample_row_lstm(
+    module: DensityModule,
+    n_samples: int,
+    generator: torch.Generator,
+    context: Tensor | None = None,
+) -> Tensor:
+    """Exact incremental sampling of a Row LSTM :class:`PixelRNN`.
+
+    The state of a Row LSTM at ``(i, j)`` needs only the states of row ``i - 1`` (at
+    ``j - 1, j, j + 1``), its own cell state above, and the layer's input at ``(i, j - 1)`` and
+    ``(i, j)``. So the state-to-state term of every layer is computed once per row, and each
+    pixel channel runs the mask-A window, ``n_layers`` LSTM cells at one position and the
+    head: ``O(n_layers)`` small operations instead of a full pass over the image. The random
+    draws are the same calls, in the same order and shapes, as :func:`skar.base.sample_plain`'s,
+    so with the same generator both return the same images (up to float rounding in the
+    parameters).
+
+    Parameters
+    ----------
+    module : DensityModule
+        Whose ``network`` is a :class:`PixelRNN` with ``layer="row_lstm"``.
+    n_samples : int
+    generator : torch.Generator
+        CPU generator; every draw comes from it.
+    context : Tensor of shape (n_samples,), optional
+        Class codes of a class-conditional model.
+
+    Returns
+    -------
+    Tensor of shape (n_samples, C*H*W)
+        Pixel codes.
+    """
+    net: PixelRNN = module.network
+    if net.layer != "row_lstm":
+        raise ValueError(f"sample_row_lstm needs a Row LSTM network; this one is {net.layer!r}")
+    net._check_context(context)
+    fams = module.conditionals.families
+    C, H, W = net.image_shape
+    P, n = net.n_params, n_samples
+    device = net.orderings.device
+    first = net.first
+    k = first.kernel_size[0]
+    k2 = k // 2
+    w_first = first.weight * first.mask
+    layers = list(net.layers)
+    biases = [layer.class_bias(context) for layer in layers]
+    hs = [layer.hidden_size for layer in layers]
+    F_ = first.out_channels
+    codes = torch.zeros(n, C, H, W, device=device)
+    # Scaled pixels, zero-padded as the mask-A convolution pads them.
+    img = torch.zeros(n, C, H + 2 * k2, W + 2 * k2, device=device)
+    h_above = [torch.zeros(n, h, W, device=device) for h in hs]
+    c_above = [torch.zeros(n, h, W, device=device) for h in hs]
+    for i in range(H):
+        ss = [layer.state_to_state(h_above[m]) for m, layer in enumerate(layers)]  # (n, 4h, W)
+        # Each layer's input along row i, padded by one column each side (its 1 x 3 window).
+        r_row = [torch.zeros(n, F_, 1, W + 2, device=device) for _ in layers]
+        h_row = [torch.zeros(n, h, W, device=device) for h in hs]
+        c_row = [torch.zeros(n, h, W, device=device) for h in hs]
+        for j in range(W):
+            for c in range(C):
+                r = F.conv2d(img[:, :, i : i + k, j : j + k], w_first, first.bias)  # (n, F, 1, 1)
+                for m, layer in enumerate(layers):
+                    r_row[m][:, :, :, j + 1] = r[:, :, :, 0]
+                    a = layer.input_to_state(r_row[m][:, :, :, j : j + 3])[:, :, :, 1:2]
+                    a = a + biases[m]  # (n, 4h, 1, 1)
+                    gates = a[:, :, 0] + ss[m][:, :, j : j + 1]  # (n, 4h, 1)
+                    h, cell = _lstm_step(gates, c_above[m][:, :, j : j + 1], hs[m], dim=1)
+                    h_row[m][:, :, j : j + 1], c_row[m][:, :, j : j + 1] = h, cell
+                    r = r + layer.out(h[:, :, None])  # (n, F, 1, 1)
+                params = net.out(r)[:, c * P : (c + 1) * P, 0, 0]  # (n, P)
+                value = fams[c * H * W + i * W + j].sample(params, generator)
+                codes[:, c, i, j] = value
+                img[:, c, k2 + i, k2 + j] = net.scale(value)
+        h_above, c_above = h_row, c_row
+    return codes.reshape(n, -1)
+
+
 class PixelRNNDensity(BaseImageDensity):
     """Image density estimation with a PixelRNN (Row LSTM or Diagonal BiLSTM), optionally
     class-conditional.
@@ -323,9 +408,10 @@ class PixelRNNDensity(BaseImageDensity):
     frequencies ``p(y)``. Same conventions and parameters as :class:`skar.PixelCNNDensity`
     where the concept is shared.
 
-    Sampling is the generic loop: one full network pass per pixel channel (``C H W`` passes,
-    each of ``n_layers`` recurrences over ``H`` rows or ``H + W - 1`` diagonals), far slower than
-    PixelCNN's row cache.
+    Sampling: the Row LSTM carries its states row by row (:func:`sample_row_lstm`, ``n_layers``
+    LSTM cells per pixel channel); the Diagonal BiLSTM uses the generic loop, one full network
+    pass per pixel channel (``C H W`` passes, each of ``n_layers`` recurrences over the
+    ``H + W - 1`` diagonals).
 
     Parameters
     ----------
@@ -472,3 +558,10 @@ class PixelRNNDensity(BaseImageDensity):
             head_filters=self.head_filters,
             n_classes=len(getattr(self, "classes_", ())),
         )
+
+    def _sample_encoded(
+        self, n_samples: int, generator: torch.Generator, context: Tensor | None = None
+    ) -> Tensor:
+        if self.net_.module_.network.layer == "row_lstm":
+            return sample_row_lstm(self.net_.module_, n_samples, generator, context)
+        return super()._sample_encoded(n_samples, generator, context)
