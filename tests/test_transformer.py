@@ -379,8 +379,10 @@ def test_bad_rows_are_named_and_leave_the_model_as_it_was(mixed_frame):
         est.score_samples(bad)
     bad = mixed_frame.copy()
     bad.loc[2, "c"] = "zzz"
+    assert np.isneginf(est.score_samples(bad)[2])  # handle_unknown="zero_probability"
     with pytest.raises(ValueError, match=r"column 'c' holds the category 'zzz' at row 2"):
-        est.score_samples(bad)
+        est.set_params(handle_unknown="error").score_samples(bad)
+    est.set_params(handle_unknown="zero_probability")
     with (pytest.raises(ValueError, match="4 features, but ARTransformerDensity is expecting 5"),
           pytest.warns(UserWarning, match="feature names")):
         est.score_samples(mixed_frame.iloc[:, :4].to_numpy())
