@@ -368,10 +368,10 @@ feature_types : None, str, array-like of str or dict, default={default}
     Forces columns' types, each ``"binary"``, ``"categorical"``, ``"continuous"`` or
     ``"quantized"``: one string for every column, one entry per column (``None`` entries
     are inferred), or a dict from column names or positions to types. ``None`` infers every
-    column (:meth:`skar.schema.TabularSchema.from_data`): bool, category, object and string
-    columns are categorical (binary with two values), numeric 0/1 columns binary, numeric
-    columns on a grid the data make visible quantized, the others continuous. Declare a 0/1
-    column ``"continuous"`` to model it as a number.""",
+    column (:meth:`skar.schema.TabularSchema.from_data`): bool and numeric 0/1 columns are
+    binary, category, object and string columns categorical, numeric columns on a grid the
+    data make visible quantized, the others continuous. Declare a 0/1 column
+    ``"continuous"`` to model it as a number.""",
     "quantization": """\
 quantization : "auto", None, dict or array-like of float, default={default}
     Grid steps of quantized columns, in the column's units. A quantized column (values
