@@ -12,14 +12,21 @@ These blocks are the pieces every family used to write again:
 - :class:`OrderedNetwork`: an :class:`~skar.base.AutoregressiveNetwork` whose members are the
   orderings of its ``ensemble``;
 - :class:`ColumnHeads`: per-column output heads ``theta_d = V_d h_d + b_d`` in the flat layout
-  of :class:`~skar.distributions.ColumnConditionals`;
+  of :class:`~skar.distributions.ColumnConditionals` (optionally tied: columns with one key
+  share one head);
+- :class:`ValueEmbedding`: the embedding ``E_d(x_d)`` of a column's encoded value (a table row
+  for a binary or categorical code, ``x w_d + b_d`` for a standardised number; optionally tied),
+  the input of a sequence model over the columns;
 - :func:`shift_right`: the shifted input of a sequence model (position ``i`` reads position
-  ``i - 1``, position 0 a start value).
+  ``i - 1``, position 0 a start value);
+- :func:`tie_keys_of`: the ``tie_keys`` that tie the columns of one kind and one category
+  list, for sequences read through a table's columns.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Hashable, Sequence
 
 import numpy as np
 import torch
@@ -27,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .base import AutoregressiveNetwork
+from .schema import TabularSchema
 
 __all__ = [
     "ColumnHeads",
@@ -34,7 +42,9 @@ __all__ = [
     "MaskedLinear",
     "OrderedNetwork",
     "OrderingEnsemble",
+    "ValueEmbedding",
     "shift_right",
+    "tie_keys_of",
 ]
 
 
@@ -174,9 +184,14 @@ class ColumnHeads(nn.Module):
     """Per-column output heads: column ``d``'s parameters are ``V_d h_d + b_d`` from its own
     hidden vector ``h_d``.
 
-    ``V`` is stored padded as ``(D, K_max, H)`` so all columns are evaluated at once, and
+    ``V`` is stored padded as ``(n_heads, K_max, H)`` so all columns are evaluated at once, and
     ``flat_index`` picks each column's ``n_params_d`` real outputs, in the flat column-major
     layout of :class:`~skar.distributions.ColumnConditionals`.
+
+    **Tied heads.** With ``tie_keys``, columns with equal keys and equal output sizes share one
+    head, ``V_d = V_{d'}`` and ``b_d = b_{d'}`` (a sequence whose positions hold one kind of
+    symbol then has one conditional applied at every position, as char-RNN). Without, every
+    column has its own head (``n_heads = D``).
 
     Parameters
     ----------
@@ -187,43 +202,88 @@ class ColumnHeads(nn.Module):
     init : bool, default=True
         Draw ``V`` from ``N(0, 1/H)`` (and zero ``b``). ``False`` leaves ``V`` uninitialised
         and draws nothing from the torch RNG, for a network that initialises its weights
-        itself (:meth:`normal_`).
+        itself (:meth:`normal_`, :meth:`uniform_`).
     exact : bool, default=True
         Sum the products in float64 (not a batched matmul): the reduction order then cannot
         change the float32 result, so one column evaluated alone by an incremental sampler
-        (:meth:`column`) rounds exactly as in the parallel pass. ``False``: one ``einsum``.
+        (:meth:`column`) rounds exactly as in the parallel pass. ``False``: one ``einsum``
+        (one matmul when every column shares one head).
+    tie_keys : list of hashable or None, default=None
+        One key per column; columns with equal keys and equal output sizes share a head
+        (columns with one key but different output sizes get one head per size). None: every
+        column has its own head.
+
+    Attributes
+    ----------
+    weight : Parameter of shape (n_heads, K_max, H)
+    bias : Parameter of shape (n_heads, K_max)
+    head_index : LongTensor of shape (D,)
+        Buffer; ``head_index[d]`` is the head of column ``d`` (``arange(D)`` untied).
+    n_heads : int
     """
 
     def __init__(self, output_sizes: list[int], n_hidden: int, init: bool = True,
-                 exact: bool = True) -> None:
+                 exact: bool = True, tie_keys: Sequence[Hashable] | None = None) -> None:
         super().__init__()
         D, k_max = len(output_sizes), max(output_sizes)
         self.output_sizes = [int(s) for s in output_sizes]
         self.exact = exact
-        if init:
-            self.weight = nn.Parameter(torch.randn(D, k_max, n_hidden) / math.sqrt(n_hidden))
+        if tie_keys is None:
+            head_of = list(range(D))
         else:
-            self.weight = nn.Parameter(torch.zeros(D, k_max, n_hidden))
-        self.bias = nn.Parameter(torch.zeros(D, k_max))
+            if len(tie_keys) != D:
+                raise ValueError(f"tie_keys has {len(tie_keys)} entries for {D} columns")
+            heads: dict[tuple, int] = {}
+            head_of = [heads.setdefault((s, key), len(heads))
+                       for s, key in zip(self.output_sizes, tie_keys)]
+        self.n_heads = max(head_of) + 1
+        self.head_sizes = [0] * self.n_heads
+        for d, head in enumerate(head_of):
+            self.head_sizes[head] = self.output_sizes[d]
+        self._head_of = head_of
+        # Distinct keys only: the untied code path (and its rounding) is then the one used.
+        self._tied = self.n_heads < D
+        if init:
+            self.weight = nn.Parameter(
+                torch.randn(self.n_heads, k_max, n_hidden) / math.sqrt(n_hidden))
+        else:
+            self.weight = nn.Parameter(torch.zeros(self.n_heads, k_max, n_hidden))
+        self.bias = nn.Parameter(torch.zeros(self.n_heads, k_max))
         flat = [d * k_max + k for d, size in enumerate(output_sizes) for k in range(size)]
         self.register_buffer("flat_index", torch.as_tensor(flat, dtype=torch.long),
                              persistent=False)
+        self.register_buffer("head_index", torch.as_tensor(head_of, dtype=torch.long),
+                             persistent=False)
 
     @torch.no_grad()
-    def normal_(self, std: float) -> None:
-        """Draw the real (unpadded) weights from ``N(0, std^2)``, columns grouped by their
-        number of parameters (smallest first), and zero the padding and the biases."""
+    def _draw_by_size(self, draw: Callable[[Tensor], Tensor]) -> None:
+        """Zero everything, then fill the real weights with ``draw(empty tensor)``, heads grouped
+        by their number of parameters (smallest first), in head order within a group."""
         self.weight.zero_()
         self.bias.zero_()
-        sizes = np.asarray(self.output_sizes)
-        for s in sorted(set(self.output_sizes)):
-            cols = torch.as_tensor(np.flatnonzero(sizes == s))
-            w = torch.empty(len(cols), s, self.weight.shape[-1], dtype=self.weight.dtype)
-            self.weight[cols, :s] = nn.init.normal_(w, std=std).to(self.weight.device)
+        sizes = np.asarray(self.head_sizes)
+        for s in sorted(set(self.head_sizes)):
+            rows = torch.as_tensor(np.flatnonzero(sizes == s))
+            w = torch.empty(len(rows), s, self.weight.shape[-1], dtype=self.weight.dtype)
+            self.weight[rows, :s] = draw(w).to(self.weight.device)
+
+    def normal_(self, std: float) -> None:
+        """Draw the real (unpadded) weights from ``N(0, std^2)``, heads grouped by their number
+        of parameters (smallest first), and zero the padding and the biases."""
+        self._draw_by_size(lambda w: nn.init.normal_(w, std=std))
+
+    def uniform_(self, bound: float) -> None:
+        """Draw the real (unpadded) weights from ``U(-bound, bound)``, in the order of
+        :meth:`normal_`, and zero the padding and the biases."""
+        self._draw_by_size(lambda w: nn.init.uniform_(w, -bound, bound))
 
     def forward(self, h: Tensor, columns: Tensor) -> Tensor:
         """``(k, B, H)`` hidden vectors of the columns ``columns`` ``(k,)`` -> their
         ``(k, B, K_max)`` parameters (padded; :meth:`flat` picks the real ones)."""
+        if self._tied:
+            if self.n_heads == 1 and not self.exact:
+                return h @ self.weight[0].T + self.bias[0]
+            columns = self.head_index[columns]
         if not self.exact:
             return torch.einsum("kbh,kah->kba", h, self.weight[columns]) + \
                 self.bias[columns].unsqueeze(1)
@@ -234,23 +294,148 @@ class ColumnHeads(nn.Module):
         """``(B, D, K_max)`` padded parameters in column order -> ``(B, n_params)``."""
         return theta.reshape(theta.shape[0], -1)[:, self.flat_index]
 
+    def all_columns(self, h: Tensor) -> Tensor:
+        """``(B, D, H)`` hidden vectors in column order -> ``(B, n_params)`` parameters, flat."""
+        columns = torch.arange(h.shape[1], device=h.device)
+        return self.flat(self(h.transpose(0, 1), columns).transpose(0, 1))
+
     def column(self, h: Tensor, d: int) -> Tensor:
         """``(B, H)`` hidden vector -> column ``d``'s ``(B, n_params_d)`` parameters."""
-        k = self.output_sizes[d]
+        k, head = self.output_sizes[d], self._head_of[d]
         if not self.exact:
-            return h @ self.weight[d, :k].T + self.bias[d, :k]
-        out = (h.unsqueeze(1) * self.weight[d]).sum(-1, dtype=torch.float64)
-        out = out.to(h.dtype) + self.bias[d]  # (B, K_max)
+            return h @ self.weight[head, :k].T + self.bias[head, :k]
+        out = (h.unsqueeze(1) * self.weight[head]).sum(-1, dtype=torch.float64)
+        out = out.to(h.dtype) + self.bias[head]  # (B, K_max)
         return out[:, :k]
 
     @torch.no_grad()
     def init_marginals(self, theta0: Tensor, independent: Tensor) -> None:
         """Set the biases to ``theta0`` and zero the weights of the parameters flagged
         ``independent`` (both in the flat layout; see
-        :meth:`skar.base.AutoregressiveNetwork.init_marginals`)."""
+        :meth:`skar.base.AutoregressiveNetwork.init_marginals`).
+
+        Raises
+        ------
+        ValueError
+            When columns share a head: a shared bias holds no column's own marginal.
+        """
+        if self._tied:
+            shared = [d for d in range(len(self._head_of))
+                      if self._head_of.count(self._head_of[d]) > 1]
+            raise ValueError(
+                f"columns {shared[0]} and {shared[1]} share one output head (tie_keys), so "
+                "it cannot start at each column's own marginal; use untied heads"
+            )
         rows = self.flat_index[independent.to(self.flat_index.device)]
         self.weight.view(-1, self.weight.shape[-1])[rows] = 0.0
         self.bias.view(-1)[self.flat_index] = theta0.to(self.bias)
+
+
+class ValueEmbedding(nn.Module):
+    """Embeddings of the columns' encoded values: ``E_d(x_d)`` is row ``x_d`` of column
+    ``d``'s block of one lookup table for a binary or categorical code, and
+
+    .. math::  E_d(x_d) = x_d\\, w_d + b_d
+
+    for a (standardised) continuous value. The input of a model that reads the columns as a
+    sequence (the Transformer's and the RNN's tokens).
+
+    **Tied embeddings.** With ``tie_keys``, columns with equal keys share their block of the
+    table (or their ``(w, b)``), so one symbol has one embedding at every position of a
+    sequence.
+
+    Parameters
+    ----------
+    kinds : list of str
+        ``"binary"``, ``"categorical"`` or ``"continuous"`` per column
+        (:attr:`skar.schema.TabularSchema.kinds`).
+    input_sizes : list of int
+        Categories per categorical column (:attr:`skar.schema.TabularSchema.input_sizes`);
+        binary columns have 2 rows whatever it says, continuous columns none.
+    width : int
+        Width ``C`` of the embeddings.
+    tie_keys : list of hashable or None, default=None
+        One key per column; columns with equal keys share their embedding (they must have the
+        same kind and, if discrete, the same number of values). None: every column has its own.
+    init : bool, default=True
+        Draw the table, then ``w``, from ``N(0, 1)`` (``b`` starts at zero). ``False`` leaves
+        them at zero and draws nothing from the torch RNG, for a network that initialises its
+        weights itself.
+
+    Attributes
+    ----------
+    table : Parameter of shape (n_rows, C)
+        Every discrete key's block of rows (at least one row).
+    weight, bias : Parameter of shape (n_continuous_keys, C)
+        ``w`` and ``b`` of every continuous key.
+    """
+
+    def __init__(self, kinds: Sequence[str], input_sizes: Sequence[int], width: int,
+                 tie_keys: Sequence[Hashable] | None = None, init: bool = True) -> None:
+        super().__init__()
+        D = len(kinds)
+        keys = list(range(D)) if tie_keys is None else list(tie_keys)
+        if len(keys) != D or len(input_sizes) != D:
+            raise ValueError(f"{D} kinds, {len(input_sizes)} input sizes and {len(keys)} tie "
+                             "keys: give one of each per column")
+        sizes = [0 if k == "continuous" else 2 if k == "binary" else int(s)
+                 for k, s in zip(kinds, input_sizes)]
+        # Every distinct key of a discrete column owns a block of the table; every distinct
+        # key of a continuous column a row of (weight, bias).
+        first: dict[Hashable, int] = {}
+        block: dict[Hashable, int] = {}
+        row: dict[Hashable, int] = {}
+        n_rows = 0
+        slot = np.zeros(D, dtype=np.int64)
+        for d, (kind, key) in enumerate(zip(kinds, keys)):
+            f = first.setdefault(key, d)
+            if (kinds[f], sizes[f]) != (kind, sizes[d]):
+                raise ValueError(
+                    f"columns {f} and {d} share the tie key {key!r} but column {f} is "
+                    f"{kinds[f]} with {sizes[f]} values and column {d} {kind} with {sizes[d]}; "
+                    "tied columns need the same kind and number of values"
+                )
+            if kind == "continuous":
+                slot[d] = row.setdefault(key, len(row))
+            else:
+                if key not in block:
+                    block[key] = n_rows
+                    n_rows += sizes[d]
+                slot[d] = block[key]
+        disc = [d for d, k in enumerate(kinds) if k != "continuous"]
+        cont = [d for d, k in enumerate(kinds) if k == "continuous"]
+        self.n_features, self.width = D, int(width)
+        new = torch.randn if init else torch.zeros
+        self.table = nn.Parameter(new(max(n_rows, 1), self.width))
+        self.weight = nn.Parameter(new(len(row), self.width))
+        self.bias = nn.Parameter(torch.zeros(len(row), self.width))
+        for name, idx in (("_disc_cols", disc), ("_disc_offsets", slot[disc]),
+                          ("_cont_cols", cont), ("_cont_rows", slot[cont])):
+            self.register_buffer(name, torch.as_tensor(idx, dtype=torch.long), persistent=False)
+        self._slot = slot.tolist()
+        self._continuous = [k == "continuous" for k in kinds]
+
+    def embed_values(self, x: Tensor) -> Tensor:
+        """``(B, D)`` encoded rows -> ``(B, D, C)`` embeddings ``E_d(x_d)``, column order."""
+        e = self.table.new_zeros(x.shape[0], self.n_features, self.width)  # (B, D, C)
+        if self._disc_cols.numel():
+            idx = self._disc_offsets + x[:, self._disc_cols].long()  # (B, n_disc)
+            e[:, self._disc_cols] = F.embedding(idx, self.table)  # (B, n_disc, C)
+        if self._cont_cols.numel():
+            v = x[:, self._cont_cols].unsqueeze(-1).to(self.table.dtype)  # (B, n_cont, 1)
+            e[:, self._cont_cols] = (v * self.weight[self._cont_rows]
+                                     + self.bias[self._cont_rows])  # (B, n_cont, C)
+        return e
+
+    forward = embed_values
+
+    def embed_column(self, values: Tensor, d: int) -> Tensor:
+        """``(B,)`` encoded values of column ``d`` -> ``(B, C)`` embeddings ``E_d``."""
+        s = self._slot[d]
+        if self._continuous[d]:
+            v = values.unsqueeze(-1).to(self.weight.dtype)  # (B, 1)
+            return v * self.weight[s] + self.bias[s]  # (B, C)
+        return F.embedding(s + values.long(), self.table)  # (B, C)
 
 
 def shift_right(x: Tensor, start: Tensor | float | int, dim: int = 1) -> Tensor:
@@ -264,3 +449,21 @@ def shift_right(x: Tensor, start: Tensor | float | int, dim: int = 1) -> Tensor:
     shape[dim] = 1
     first = torch.as_tensor(start, dtype=x.dtype, device=x.device).expand(shape)
     return torch.cat([first, x.narrow(dim, 0, x.shape[dim] - 1)], dim=dim)
+
+
+def tie_keys_of(schema: TabularSchema) -> list[Hashable]:
+    """One tie key per column: ``("categorical", categories)``, ``("binary",)`` or
+    ``("continuous",)``, so that columns of one kind with equal category lists share their
+    weights in :class:`ValueEmbedding` and :class:`ColumnHeads`.
+
+    For a sequence stored one position per column (a window of text whose every position is a
+    categorical over one alphabet), this makes one embedding and one head serve every position,
+    as in char-RNN; a table's columns, which mean different things, should stay untied.
+    """
+    keys: list[Hashable] = []
+    for c in schema.columns:
+        if c.kind == "categorical":
+            keys.append(("categorical", tuple(np.asarray(c.categories).tolist())))
+        else:
+            keys.append((c.kind,))
+    return keys

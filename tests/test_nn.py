@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -15,8 +16,11 @@ from skar.nn import (
     MaskedConv2d,
     MaskedLinear,
     OrderingEnsemble,
+    ValueEmbedding,
     shift_right,
+    tie_keys_of,
 )
+from skar.schema import TabularSchema
 
 
 def test_masked_linear_uses_the_mask_of_the_member():
@@ -112,6 +116,138 @@ def test_column_heads_normal_init_and_marginal_start():
     np.testing.assert_array_equal(heads.bias.detach().numpy(), [[1, 2], [3, 0], [4, 5]])
     assert (heads.weight[1:, :, :].detach()[[0, 1, 1], [0, 0, 1]] == 0).all()
     assert (heads.weight[0].detach() != 0).all()
+
+
+# Columns 0, 2 and 5 share key "a" (sizes 2, 2, 3: head 0 serves 0 and 2, column 5 gets its
+# own head of size 3); columns 1 and 4 share "b"; column 3 is alone.
+TIED_SIZES = [2, 3, 2, 1, 3, 3]
+TIED_KEYS = ["a", "b", "a", "c", "b", "a"]
+
+
+def _untied_copy(tied):
+    """Separate heads holding copies of the tied heads' weights, column by column."""
+    untied = ColumnHeads(TIED_SIZES, tied.weight.shape[-1], exact=tied.exact)
+    with torch.no_grad():
+        untied.weight.copy_(tied.weight[tied.head_index])
+        untied.bias.copy_(tied.bias[tied.head_index])
+    return untied
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_tied_heads_equal_separate_heads_with_copied_weights(exact):
+    torch.manual_seed(0)
+    tied = ColumnHeads(TIED_SIZES, 5, exact=exact, tie_keys=TIED_KEYS)
+    assert tied.n_heads == 4 and tied.weight.shape == (4, 3, 5)
+    assert tied.head_index.tolist() == [0, 1, 0, 2, 1, 3]
+    with torch.no_grad():
+        tied.bias.normal_()
+    untied = _untied_copy(tied)
+    h = torch.randn(6, 7, 5)
+    torch.testing.assert_close(tied.all_columns(h.transpose(0, 1)),
+                               untied.all_columns(h.transpose(0, 1)), rtol=0, atol=0)
+    for d in range(6):
+        torch.testing.assert_close(tied.column(h[d], d), untied.column(h[d], d), rtol=0, atol=0)
+    # A shared head learns from every column it serves: its gradient is the sum of theirs.
+    tied.all_columns(h.transpose(0, 1)).square().sum().backward()
+    untied.all_columns(h.transpose(0, 1)).square().sum().backward()
+    torch.testing.assert_close(tied.weight.grad[0], untied.weight.grad[0] + untied.weight.grad[2])
+    torch.testing.assert_close(tied.bias.grad[1], untied.bias.grad[1] + untied.bias.grad[4])
+
+
+def test_one_shared_head_is_one_matmul_and_equals_separate_heads():
+    torch.manual_seed(0)
+    tied = ColumnHeads([4] * 5, 6, exact=False, tie_keys=[0] * 5)
+    assert tied.n_heads == 1
+    untied = ColumnHeads([4] * 5, 6, exact=False)
+    with torch.no_grad():
+        tied.bias.normal_()
+        untied.weight.copy_(tied.weight.expand(5, 4, 6))
+        untied.bias.copy_(tied.bias.expand(5, 4))
+    h = torch.randn(3, 5, 6)  # (B, D, H)
+    want = (h.numpy() @ tied.weight[0].detach().numpy().T + tied.bias[0].detach().numpy())
+    np.testing.assert_allclose(tied.all_columns(h).detach().numpy(), want.reshape(3, 20),
+                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(tied.all_columns(h).detach().numpy(),
+                               untied.all_columns(h).detach().numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_tied_heads_draw_per_head_and_refuse_a_marginal_start():
+    torch.manual_seed(0)
+    tied = ColumnHeads(TIED_SIZES, 300, init=False, tie_keys=TIED_KEYS)
+    tied.uniform_(0.5)
+    w = tied.weight.detach()
+    assert (w[0, 2:] == 0).all() and (w[2, 1:] == 0).all()  # padding stays zero
+    real = torch.cat([w[0, :2].flatten(), w[1].flatten(), w[2, :1].flatten(), w[3].flatten()])
+    assert real.abs().max() <= 0.5
+    assert abs(float(real.var()) - 0.25 / 3) < 0.005  # U(-a, a) has variance a^2 / 3
+    with pytest.raises(ValueError, match="columns 0 and 1 share one output head"):
+        tied.init_marginals(torch.zeros(sum(TIED_SIZES)),
+                            torch.zeros(sum(TIED_SIZES), dtype=torch.bool))
+    with pytest.raises(ValueError, match="tie_keys has 2 entries for 6 columns"):
+        ColumnHeads(TIED_SIZES, 4, tie_keys=["a", "b"])
+
+
+def test_untied_keys_leave_column_heads_as_without_keys():
+    """Distinct keys are no tie: same draws, same layout, same outputs as tie_keys=None."""
+    torch.manual_seed(3)
+    plain = ColumnHeads([1, 3, 2], 4)
+    torch.manual_seed(3)
+    keyed = ColumnHeads([1, 3, 2], 4, tie_keys=["x", "y", "z"])
+    assert torch.equal(plain.weight, keyed.weight)
+    h = torch.randn(3, 2, 4)
+    assert torch.equal(plain(h, torch.arange(3)), keyed(h, torch.arange(3)))
+
+
+VALUE_KINDS = ["binary", "categorical", "continuous", "categorical", "continuous", "binary"]
+VALUE_SIZES = [1, 3, 1, 3, 1, 1]
+
+
+def _value_rows():
+    rng = np.random.RandomState(0)
+    x = np.column_stack([rng.randint(0, 2, 9), rng.randint(0, 3, 9), rng.normal(size=9),
+                         rng.randint(0, 3, 9), rng.normal(size=9), rng.randint(0, 2, 9)])
+    return torch.as_tensor(x, dtype=torch.float32)
+
+
+@pytest.mark.parametrize("tie_keys", [None, ["b", "c", "r", "c", "r", "b"]])
+def test_value_embedding_of_one_column_is_the_slice_of_the_full_embedding(tie_keys):
+    torch.manual_seed(0)
+    emb = ValueEmbedding(VALUE_KINDS, VALUE_SIZES, 4, tie_keys)
+    with torch.no_grad():
+        emb.bias.normal_()
+    x = _value_rows()
+    full = emb.embed_values(x)  # (9, 6, 4)
+    for d in range(6):
+        torch.testing.assert_close(emb.embed_column(x[:, d], d), full[:, d], rtol=0, atol=0)
+    # Independently: a code picks a table row of its column's block, a number x w + b.
+    table, w, b = (p.detach().numpy() for p in (emb.table, emb.weight, emb.bias))
+    blocks = [0, 2, None, 5, None, 8] if tie_keys is None else [0, 2, None, 2, None, 0]
+    rows = [None, None, 0, None, 1, None] if tie_keys is None else [None, None, 0, None, 0, None]
+    for d in range(6):
+        v = x[:, d].numpy()
+        want = (table[blocks[d] + v.astype(int)] if rows[d] is None
+                else v[:, None] * w[rows[d]] + b[rows[d]])
+        np.testing.assert_allclose(full[:, d].detach().numpy(), want, rtol=1e-6)
+    assert emb.table.shape[0] == (10 if tie_keys is None else 5)
+
+
+def test_value_embedding_refuses_tied_columns_of_different_kinds_and_draws_nothing_uninit():
+    with pytest.raises(ValueError, match="columns 1 and 3 share the tie key 'k'"):
+        ValueEmbedding(["binary", "categorical", "binary", "categorical"], [1, 3, 1, 4], 2,
+                       tie_keys=[0, "k", 0, "k"])
+    state = torch.random.get_rng_state()
+    emb = ValueEmbedding(VALUE_KINDS, VALUE_SIZES, 4, init=False)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert not emb.table.any() and not emb.weight.any()
+
+
+def test_tie_keys_of_a_schema_tie_one_kind_and_one_category_list():
+    frame = pd.DataFrame({"a": list("xyzx"), "b": list("zyxx"), "c": list("xyxy"),
+                          "f": [True, False, True, True], "g": [False, True, True, False],
+                          "v": [0.1, 2.3, -1.7, 0.4], "w": [3.1, 0.2, 1.9, -0.8]})
+    keys = tie_keys_of(TabularSchema.from_data(frame))
+    assert keys[0] == keys[1] != keys[2]  # {x, y, z} twice, then {x, y}
+    assert keys[3] == keys[4] and keys[5] == keys[6] and keys[3] != keys[5]
 
 
 def test_shift_right_puts_the_start_first_and_drops_the_last_position():

@@ -117,10 +117,9 @@ def test_tied_columns_share_embeddings_and_heads():
     codes = torch.tensor([0.0, 1.0, 2.0])
     for net, same in ((tied, True), (untied, False)):
         with torch.no_grad():
-            assert torch.equal(net.embed_column(codes, 1), net.embed_column(codes, 3)) == same
-            g1, r1 = net._head_of[1]
-            g3, r3 = net._head_of[3]
-            assert (g1 == g3 and r1 == r3) == same
+            embed = net.embedding.embed_column
+            assert torch.equal(embed(codes, 1), embed(codes, 3)) == same
+            assert (net.heads.head_index[1] == net.heads.head_index[3]) == same
     n_tied = sum(p.numel() for p in tied.parameters())
     n_untied = sum(p.numel() for p in untied.parameters())
     assert n_tied < n_untied
@@ -248,7 +247,7 @@ def test_binary_sequence_stateful_equals_plain_on_a_long_row(cell):
         net = RNN([1] * D, ["binary"] * D, [1] * D, tie_keys=[0] * D, cell=cell,
                   hidden_size=8, n_layers=2, seed=0).eval()
     with torch.no_grad():  # logits of a few units, so many draws are close calls
-        net.head_w[0].normal_(0, 3.0, generator=torch.Generator().manual_seed(0))
+        net.heads.weight.normal_(0, 3.0, generator=torch.Generator().manual_seed(0))
     module = DensityModule(net, ColumnConditionals([Bernoulli()] * D)).eval()
     plain = sample_plain(module, 64, torch.Generator().manual_seed(1))
     fast = sample_stateful(module, 64, torch.Generator().manual_seed(1))

@@ -69,19 +69,29 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from torch import Tensor, nn
 
 from ..base import (
-    AutoregressiveNetwork,
+    MIXTURE_CONSTRAINTS,
+    ORDERING_CONSTRAINTS,
     BaseAutoregressiveDensity,
     DensityModule,
     make_orderings,
     member_rows,
+    shared_params,
 )
 from ..distributions import ColumnConditionals
+from ..nn import (
+    ColumnHeads,
+    OrderedNetwork,
+    OrderingEnsemble,
+    ValueEmbedding,
+    shift_right,
+    tie_keys_of,
+)
 from ..schema import TabularSchema
 
 __all__ = ["RNN", "RNNDensity", "sample_stateful"]
 
 
-class RNN(AutoregressiveNetwork):
+class RNN(OrderedNetwork):
     """The recurrent network over the columns of a row (a torch module).
 
     Parameters
@@ -95,8 +105,9 @@ class RNN(AutoregressiveNetwork):
     output_sizes : list of int
         Conditional parameters per column (``family.n_params``).
     tie_keys : list of hashable or None
-        Columns with equal keys share their value embedding and their output head (they must
-        then have the same kind, input size and output size). None: every column has its own.
+        Columns with equal keys share their value embedding (they must then have the same kind
+        and input size) and, if they have the same output size, their output head. None: every
+        column has its own.
     cell : {"lstm", "gru"}
     hidden_size : int
         Width ``H`` of the recurrent state, and of the input embeddings.
@@ -112,10 +123,13 @@ class RNN(AutoregressiveNetwork):
 
     Attributes
     ----------
-    orderings : LongTensor of shape (n_orderings, D)
-        Buffer; ``orderings[k]`` is member ``k``'s generation order.
-    positions : LongTensor of shape (n_orderings, D)
-        Buffer; ``positions[k, d]`` is the step of column ``d`` in ``orderings[k]``.
+    embedding : skar.nn.ValueEmbedding
+        The value embeddings ``E_d``.
+    heads : skar.nn.ColumnHeads
+        The output heads.
+    ensemble : skar.nn.OrderingEnsemble
+        The orderings sharing the weights (``orderings[k]``, ``positions[k, d]``) and the
+        per-minibatch ordering draws.
     """
 
     def __init__(
@@ -136,46 +150,10 @@ class RNN(AutoregressiveNetwork):
         super().__init__()
         D = len(kinds)
         H = int(hidden_size)
-        keys = list(range(D)) if tie_keys is None else list(tie_keys)
-        if len(keys) != D:
-            raise ValueError(f"tie_keys has {len(keys)} entries for {D} columns")
-        rng = np.random.default_rng(seed)
-        self.n_members = int(n_orderings)
         self.n_features = D
         self.hidden_size = H
         self.cell = cell
-
-        # Value embeddings: every distinct key of a discrete column owns a block of one shared
-        # table; every distinct key of a continuous column owns a row of (value_w, value_b).
-        sizes = [2 if k == "binary" else int(s) for k, s in zip(kinds, input_sizes)]
-        block: dict[Hashable, int] = {}
-        row: dict[Hashable, int] = {}
-        n_rows = 0
-        slot = np.zeros(D, dtype=np.int64)
-        for d, (kind, key) in enumerate(zip(kinds, keys)):
-            if kind == "continuous":
-                slot[d] = row.setdefault(key, len(row))
-            else:
-                if key not in block:
-                    block[key] = n_rows
-                    n_rows += sizes[d]
-                slot[d] = block[key]
-        disc = [d for d, k in enumerate(kinds) if k != "continuous"]
-        cont = [d for d, k in enumerate(kinds) if k == "continuous"]
-        self.value_table = nn.Embedding(max(n_rows, 1), H)
-        self.value_w = nn.Parameter(torch.randn(len(row), H))
-        self.value_b = nn.Parameter(torch.zeros(len(row), H))
-        self.register_buffer("_disc_cols", torch.as_tensor(disc, dtype=torch.long),
-                             persistent=False)
-        self.register_buffer("_disc_offsets", torch.as_tensor(slot[disc], dtype=torch.long),
-                             persistent=False)
-        self.register_buffer("_cont_cols", torch.as_tensor(cont, dtype=torch.long),
-                             persistent=False)
-        self.register_buffer("_cont_rows", torch.as_tensor(slot[cont], dtype=torch.long),
-                             persistent=False)
-        self._slot = slot.tolist()
-        self._continuous = [k == "continuous" for k in kinds]
-
+        self.embedding = ValueEmbedding(kinds, input_sizes, H, tie_keys)
         self.start = nn.Parameter(torch.randn(H))
         self.wqe = nn.Embedding(D, H)  # the column predicted at step i
         nn.init.zeros_(self.wqe.weight)
@@ -194,76 +172,17 @@ class RNN(AutoregressiveNetwork):
                 elif name.startswith("bias_hh"):
                     with torch.no_grad():
                         p[H : 2 * H].zero_()
-
-        # Output heads, grouped by parameter count so one einsum (or one matmul, when every
-        # column of a group shares a head) serves each group.
-        self.head_w = nn.ParameterList()
-        self.head_b = nn.ParameterList()
-        param_offsets = np.concatenate([[0], np.cumsum(output_sizes)]).astype(np.int64)
-        self._head_of = [(0, 0)] * D  # column -> (group, head within group)
-        self._group_mode: list[str] = []
-        bound = 1.0 / math.sqrt(H)
-        for g, s in enumerate(sorted(set(output_sizes))):
-            cols = [d for d in range(D) if output_sizes[d] == s]
-            heads: dict[Hashable, int] = {}
-            for d in cols:
-                self._head_of[d] = (g, heads.setdefault(keys[d], len(heads)))
-            head_rows = [self._head_of[d][1] for d in cols]
-            if len(heads) == len(cols):
-                self._group_mode.append("own")  # one head per column, in column order
-            elif len(heads) == 1:
-                self._group_mode.append("shared")
-            else:
-                self._group_mode.append("gather")
-            self.head_w.append(nn.Parameter(torch.empty(len(heads), int(s), H).uniform_(
-                -bound, bound)))
-            self.head_b.append(nn.Parameter(torch.zeros(len(heads), int(s))))
-            pidx = [list(range(param_offsets[d], param_offsets[d + 1])) for d in cols]
-            self.register_buffer(f"_head_cols_{g}", torch.as_tensor(cols), persistent=False)
-            self.register_buffer(f"_head_rows_{g}", torch.as_tensor(head_rows),
-                                 persistent=False)
-            self.register_buffer(f"_head_pidx_{g}", torch.as_tensor(pidx).reshape(-1),
-                                 persistent=False)
-        self.n_params = int(param_offsets[-1])
-
-        orderings = make_orderings(D, n_orderings, order, rng, distinct=True)
-        positions = np.argsort(orderings, axis=1)
-        self.register_buffer("orderings", torch.as_tensor(orderings, dtype=torch.long))
-        self.register_buffer("positions", torch.as_tensor(positions, dtype=torch.long))
-        # A host copy for the sampler's per-step indexing (no device sync per step on CUDA).
-        self._orderings_host = orderings.tolist()
-        # Per-minibatch ordering draws: a numpy Generator pickles with the module.
-        self._member_rng = np.random.default_rng(rng.integers(2**63 - 1))
-
-    # ------------------------------------------------------------------ the member contract
-    def draw_member(self) -> int:
-        """One ordering per minibatch, uniformly."""
-        if self.n_members == 1:
-            return 0
-        return int(self._member_rng.integers(self.n_members))
-
-    def ordering(self, member: int = 0) -> Tensor:
-        """The generation order of member ``member``."""
-        return self.orderings[member]
+        self.heads = ColumnHeads(list(output_sizes), H, init=False, exact=False,
+                                 tie_keys=tie_keys)
+        self.heads.uniform_(1.0 / math.sqrt(H))
+        rng = np.random.default_rng(seed)
+        self.ensemble = OrderingEnsemble(make_orderings(D, n_orderings, order, rng, distinct=True),
+                                         rng)
 
     # ------------------------------------------------------------------ one parallel pass
-    def embed_values(self, x: Tensor) -> Tensor:
-        """``(B, D)`` encoded rows -> ``(B, D, H)`` value embeddings ``E_d(x_d)``, column order."""
-        B = x.shape[0]
-        w = self.value_table.weight
-        e = w.new_zeros(B, self.n_features, self.hidden_size)  # (B, D, H)
-        if self._disc_cols.numel():
-            idx = self._disc_offsets + x[:, self._disc_cols].long()  # (B, n_disc)
-            e[:, self._disc_cols] = self.value_table(idx)  # (B, n_disc, H)
-        if self._cont_cols.numel():
-            v = x[:, self._cont_cols].unsqueeze(-1).to(w.dtype)  # (B, n_cont, 1)
-            e[:, self._cont_cols] = (v * self.value_w[self._cont_rows]
-                                     + self.value_b[self._cont_rows])  # (B, n_cont, H)
-        return e
-
     def forward(self, x: Tensor, member: int = 0) -> Tensor:
         """``(B, D)`` encoded rows -> ``(B, n_params)`` conditional parameters."""
-        return self.forward_embeddings(self.embed_values(x), member)
+        return self.forward_embeddings(self.embedding(x), member)
 
     def forward_embeddings(self, e: Tensor, member: int = 0) -> Tensor:
         """The recurrence on value embeddings ``(B, D, H)`` (column order) -> ``(B, n_params)``.
@@ -271,44 +190,13 @@ class RNN(AutoregressiveNetwork):
         Split from :meth:`forward` so tests can differentiate with respect to the embeddings
         of discrete columns, whose codes have no gradient.
         """
-        B, D, H = e.shape
         o = self.orderings[member]  # (D,)
         # Shift by one: step i reads the value at step i-1, step 0 the start token.
-        tok = torch.cat([self.start.expand(B, 1, H), e[:, o[:-1]]], dim=1)  # (B, D, H)
-        u = self.drop(tok + self.wqe(o))  # (B, D, H)
+        u = self.drop(shift_right(e[:, o], self.start) + self.wqe(o))  # (B, D, H), step order
         h, _ = self.rnn(u)  # (B, D, H), step order
-        h = self.drop(h)
-        return self.heads(h[:, self.positions[member]])  # column order
-
-    def heads(self, h_col: Tensor) -> Tensor:
-        """Every column's head on its step's output: ``(B, D, H)`` column order ->
-        ``(B, n_params)``."""
-        B = h_col.shape[0]
-        out = h_col.new_empty(B, self.n_params)
-        for g, mode in enumerate(self._group_mode):
-            cols = getattr(self, f"_head_cols_{g}")
-            pidx = getattr(self, f"_head_pidx_{g}")
-            w, b = self.head_w[g], self.head_b[g]
-            hg = h_col[:, cols]  # (B, n_g, H)
-            if mode == "shared":
-                y = hg @ w[0].T + b[0]  # (B, n_g, s)
-            else:
-                if mode == "gather":
-                    rows = getattr(self, f"_head_rows_{g}")
-                    w, b = w[rows], b[rows]  # (n_g, s, H), (n_g, s)
-                y = torch.einsum("bdh,dsh->bds", hg, w) + b  # (B, n_g, s)
-            out[:, pidx] = y.reshape(B, -1)  # (B, n_g * s)
-        return out
+        return self.heads.all_columns(self.drop(h)[:, self.positions[member]])  # column order
 
     # ------------------------------------------------------------------ one recurrent step
-    def embed_column(self, values: Tensor, d: int) -> Tensor:
-        """``(B,)`` encoded values of column ``d`` -> ``(B, H)`` value embeddings ``E_d``."""
-        s = self._slot[d]
-        if self._continuous[d]:
-            v = values.unsqueeze(-1).to(self.value_w.dtype)  # (B, 1)
-            return v * self.value_w[s] + self.value_b[s]  # (B, H)
-        return self.value_table(s + values.long())  # (B, H)
-
     def cell_step(self, u: Tensor, state: list | None) -> tuple[Tensor, list]:
         """One step of the stacked recurrence: ``(B, H)`` input -> ``(B, H)`` top output.
 
@@ -393,16 +281,14 @@ class RNN(AutoregressiveNetwork):
         state : list
             The state after step ``i``.
         """
-        o = self._orderings_host[member]
+        o = self.ensemble.host_orderings[member]
         d = o[i]
-        B, H = x.shape[0], self.hidden_size
         if i == 0:
-            tok = self.start.expand(B, H)  # (B, H)
+            tok = self.start.expand(x.shape[0], self.hidden_size)  # (B, H)
         else:
-            tok = self.embed_column(x[:, o[i - 1]], o[i - 1])  # (B, H)
+            tok = self.embedding.embed_column(x[:, o[i - 1]], o[i - 1])  # (B, H)
         h, state = self.cell_step(self.drop(tok + self.wqe.weight[d]), state)  # (B, H)
-        g, r = self._head_of[d]
-        return self.drop(h) @ self.head_w[g][r].T + self.head_b[g][r], state  # (B, n_params_d)
+        return self.heads.column(self.drop(h), d), state  # (B, n_params_d)
 
 
 @torch.no_grad()
@@ -441,7 +327,7 @@ def sample_stateful(module: DensityModule, n_samples: int, generator: torch.Gene
         xm = torch.zeros(n, D, device=device)
         params = torch.zeros(n, cond.n_params, device=device, dtype=dtype)
         state = None
-        for i, d in enumerate(net._orderings_host[m]):
+        for i, d in enumerate(net.ensemble.host_orderings[m]):
             start, stop = cond.offsets[d], cond.offsets[d + 1]
             params[:, start:stop], state = net.step(xm, i, m, state)
             xm[:, d] = cond.sample_column(params, d, generator)
@@ -491,33 +377,7 @@ class RNNDensity(BaseAutoregressiveDensity):
         The first ordering: the columns' own order, a random permutation, or a given
         permutation. With ``n_orderings > 1`` the other orderings are independent random
         permutations.
-    categorical_features : array-like of int, str or bool, or "from_dtype", default=None
-        Columns to model as categorical besides those whose pandas dtype is category, bool,
-        object or string (positions, names or a boolean mask).
-    batch_size : int or "auto", default="auto"
-        Minibatch size; "auto" is ``min(200, n_samples)``.
-    learning_rate_init : float, default=1e-3
-        Adam's learning rate.
-    max_iter : int, default=200
-        Maximum number of epochs.
-    alpha : float, default=0.0
-        L2 penalty (Adam's weight decay).
-    early_stopping : bool, default=True
-        Hold out ``validation_fraction`` of the rows and stop when their NLL stops improving,
-        restoring the best weights.
-    validation_fraction : float, default=0.1
-        Share of rows held out for early stopping.
-    n_iter_no_change : int, default=10
-        Epochs without an improvement of at least ``tol`` before stopping.
-    tol : float, default=1e-4
-        Minimum improvement of the validation NLL, in nats per row.
-    random_state : int, RandomState instance or None, default=None
-        Seeds initialisation, orderings, shuffling, dropout, the validation split and (by
-        default) ``sample``; the global torch and numpy RNGs are left as they were.
-    verbose : int, default=0
-        Print an epoch table and a progress bar while training.
-    device : str, default="auto"
-        ``"auto"`` trains on CUDA when available, else the CPU; or any torch device string.
+    {shared_parameters}
 
     Attributes
     ----------
@@ -567,10 +427,8 @@ class RNNDensity(BaseAutoregressiveDensity):
         "n_layers": [Interval(Integral, 1, None, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "tie_columns": ["boolean"],
-        "n_components": [Interval(Integral, 1, None, closed="left")],
-        "component": [StrOptions({"gaussian", "laplace", "logistic"})],
-        "n_orderings": [Interval(Integral, 1, None, closed="left")],
-        "order": [StrOptions({"natural", "random"}), "array-like"],
+        **MIXTURE_CONSTRAINTS,
+        **ORDERING_CONSTRAINTS,
     }
 
     def __init__(
@@ -607,29 +465,7 @@ class RNNDensity(BaseAutoregressiveDensity):
         self.component = component
         self.n_orderings = n_orderings
         self.order = order
-        self.categorical_features = categorical_features
-        self.batch_size = batch_size
-        self.learning_rate_init = learning_rate_init
-        self.max_iter = max_iter
-        self.alpha = alpha
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.random_state = random_state
-        self.verbose = verbose
-        self.device = device
-
-    @staticmethod
-    def _tie_keys(schema: TabularSchema) -> list[Hashable]:
-        """Columns of one kind with equal categories share a key (and so their weights)."""
-        keys: list[Hashable] = []
-        for c in schema.columns:
-            if c.kind == "categorical":
-                keys.append(("categorical", tuple(np.asarray(c.categories).tolist())))
-            else:
-                keys.append((c.kind,))
-        return keys
+        super().__init__(**shared_params(locals()))
 
     def _build_network(
         self, schema: TabularSchema, conditionals: ColumnConditionals, seed: int
@@ -638,7 +474,7 @@ class RNNDensity(BaseAutoregressiveDensity):
             input_sizes=schema.input_sizes,
             kinds=schema.kinds,
             output_sizes=[f.n_params for f in conditionals.families],
-            tie_keys=self._tie_keys(schema) if self.tie_columns else None,
+            tie_keys=tie_keys_of(schema) if self.tie_columns else None,
             cell=self.cell,
             hidden_size=self.hidden_size,
             n_layers=self.n_layers,
@@ -648,6 +484,9 @@ class RNNDensity(BaseAutoregressiveDensity):
             seed=seed,
         )
 
-    def _sample_encoded(self, n_samples: int, generator: torch.Generator) -> Tensor:
-        """Draw encoded rows carrying the recurrent state (equal to the plain loop's draw)."""
+    def _sample_encoded(
+        self, n_samples: int, generator: torch.Generator, context: Tensor | None = None
+    ) -> Tensor:
+        """Draw encoded rows carrying the recurrent state (equal to the plain loop's draw);
+        ``context`` is unused (the model is unconditional)."""
         return sample_stateful(self.net_.module_, n_samples, generator)
