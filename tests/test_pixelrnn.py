@@ -13,7 +13,14 @@ from sklearn.base import clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skar.base import sample_plain
-from skar.models.pixelrnn import PixelRNN, PixelRNNDensity, sample_row_lstm, skew, unskew
+from skar.models.pixelrnn import (
+    PixelRNN,
+    PixelRNNDensity,
+    sample_diagonal,
+    sample_row_lstm,
+    skew,
+    unskew,
+)
 
 from .contract import all_binary_rows, assert_samples_match_probabilities, assert_sums_to_one
 
@@ -178,22 +185,26 @@ def test_samples_match_scores_chi_square(binary_2x2, layer):
     assert_samples_match_probabilities(est, all_binary_rows(4), n_samples=6000)
 
 
+@pytest.mark.parametrize("layer,sampler", [("row_lstm", sample_row_lstm),
+                                           ("diagonal_bilstm", sample_diagonal)])
 @pytest.mark.parametrize(
     "shape,k,output,labels",
     [((1, 5, 5), 2, "auto", False), ((1, 4, 6), 2, "auto", True),
-     ((3, 3, 3), 256, "auto", False), ((2, 3, 4), 6, "categorical", True)],
+     ((3, 4, 3), 256, "auto", False), ((2, 4, 4), 6, "categorical", True)],
 )
-def test_row_lstm_sampler_draws_exactly_what_the_plain_loop_draws(shape, k, output, labels):
+def test_fast_samplers_draw_exactly_what_the_plain_loop_draws(layer, sampler, shape, k, output,
+                                                             labels):
     rng = np.random.RandomState(0)
     X = rng.randint(k, size=(60, math.prod(shape)))
     X[0] = k - 1
     y = rng.randint(3, size=60) if labels else None
-    est = PixelRNNDensity(shape, layer="row_lstm", output=output, n_components=3,
+    est = PixelRNNDensity(shape, layer=layer, output=output, n_components=3,
                           **{**TINY, "n_layers": 2, "kernel_size": 5, "max_iter": 1}).fit(X, y)
+    assert est.layer_ == layer
     module = est.net_.module_
     context = torch.tensor([0, 1, 2] * 10) if labels else None
     plain = sample_plain(module, 30, torch.Generator().manual_seed(7), context)
-    fast = sample_row_lstm(module, 30, torch.Generator().manual_seed(7), context)
+    fast = sampler(module, 30, torch.Generator().manual_seed(7), context)
     assert torch.equal(plain, fast)
     assert plain.min() >= 0 and plain.max() <= k - 1
     assert len(torch.unique(plain)) > 1
@@ -203,6 +214,16 @@ def test_row_lstm_sampler_draws_exactly_what_the_plain_loop_draws(shape, k, outp
                             None if y is None else torch.full((4,), 1))
     got = est.sample(4, random_state=3, y=None if y is None else est.classes_[1])
     np.testing.assert_array_equal(got, expected.numpy())
+
+
+def test_fast_samplers_refuse_the_other_layer(binary_2x2):
+    row = PixelRNNDensity(layer="row_lstm", **TINY).fit(binary_2x2).net_.module_
+    diag = PixelRNNDensity(**TINY).fit(binary_2x2).net_.module_
+    g = torch.Generator().manual_seed(0)
+    with pytest.raises(ValueError, match="needs a Row LSTM network"):
+        sample_row_lstm(diag, 2, g)
+    with pytest.raises(ValueError, match="needs a Diagonal BiLSTM network"):
+        sample_diagonal(row, 2, g)
 
 
 def test_conditional_samples_follow_their_label():

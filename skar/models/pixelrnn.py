@@ -42,11 +42,13 @@ class of a class-conditional model), run over the image in one of two ways:
 Training evaluates every conditional in one pass (the recurrences run over rows or diagonals,
 ``H`` or ``H + W - 1`` sequential steps per layer, not ``C H W``).
 
-**Sampling.** The Diagonal BiLSTM uses the generic loop of :func:`skar.base.sample_plain`, one
-full pass per pixel channel (``C H W`` passes of ``n_layers`` recurrences). The Row LSTM has an
-exact incremental sampler, :func:`sample_row_lstm`: the states of the row above are computed
-once per row, and each pixel channel costs ``n_layers`` LSTM cells at one position; it draws
-exactly what the plain loop draws with the same generator.
+**Sampling.** The generic loop of :func:`skar.base.sample_plain` runs one full pass per pixel
+channel (``C H W`` passes of ``n_layers`` recurrences). Both layers have exact incremental
+samplers instead, which carry the LSTM states: :func:`sample_row_lstm` computes the
+state-to-state term of the row above once per row, :func:`sample_diagonal` the right-to-left
+states of the row above once per row (a scan of ``W`` cells), and each pixel channel then
+costs ``n_layers`` LSTM cells at one position. Both draw exactly what the plain loop draws with
+the same generator.
 
 References
 ----------
@@ -84,6 +86,7 @@ __all__ = [
     "PixelRNN",
     "PixelRNNDensity",
     "RowLSTMLayer",
+    "sample_diagonal",
     "sample_row_lstm",
     "skew",
     "unskew",
@@ -225,13 +228,18 @@ class DiagonalBiLSTMLayer(_Residual):
         a_rl = F.conv2d(r.flip(3), w[4 * hs :], bias[4 * hs :])  # mirrored image
         a = skew(torch.cat([a_lr, a_rl], dim=1) + self.class_bias(context))  # (B, 8h, H, T)
         h = c = r.new_zeros(B, 2, hs, H)
+        # Skewed positions outside the image hold zero states, the zero padding of a state at
+        # (i, -1) or (-1, j); the incremental sampler relies on it.
+        rows = torch.arange(H, device=r.device)
         cols = []
         for t in range(a.shape[3]):
+            inside = ((t - rows >= 0) & (t - rows < W)).to(r.dtype)  # (H,)
             # Row i of column t reads rows i - 1 and i of column t - 1: the pixels above and
             # to the left of (i, t - i).
             s = self.state_to_state(F.pad(h.reshape(B, 2 * hs, H), (1, 0)))  # (B, 8h, H)
             gates = (a[:, :, :, t] + s).view(B, 2, 4 * hs, H)
             h, c = _lstm_step(gates, c, hs, dim=2)
+            h, c = h * inside, c * inside
             cols.append(h.reshape(B, 2 * hs, H))
         states = unskew(torch.stack(cols, dim=3), W)  # (B, 2h, H, W)
         lr, rl = states[:, :hs], states[:, hs:].flip(3)
@@ -394,6 +402,116 @@ def sample_row_lstm(
     return codes.reshape(n, -1)
 
 
+@torch.no_grad()
+def sample_diagonal(
+    module: DensityModule,
+    n_samples: int,
+    generator: torch.Generator,
+    context: Tensor | None = None,
+) -> Tensor:
+    """Exact incremental sampling of a Diagonal BiLSTM :class:`PixelRNN`.
+
+    The left-to-right state at ``(i, j)`` needs the states at ``(i, j - 1)`` and
+    ``(i - 1, j)`` and the layer's input at ``(i, j)``: one LSTM cell per layer and pixel
+    channel. The right-to-left states that reach row ``i`` are those of row ``i - 1`` (the
+    shift), computed once when row ``i`` starts, by a right-to-left scan over row ``i - 1``
+    from the states of row ``i - 2``. The random draws are the same calls, in the same order
+    and shapes, as :func:`skar.base.sample_plain`'s, so with the same generator both return the
+    same images (up to float rounding in the parameters).
+
+    Parameters
+    ----------
+    module : DensityModule
+        Whose ``network`` is a :class:`PixelRNN` with ``layer="diagonal_bilstm"`` (and its
+        shift).
+    n_samples : int
+    generator : torch.Generator
+        CPU generator; every draw comes from it.
+    context : Tensor of shape (n_samples,), optional
+        Class codes of a class-conditional model.
+
+    Returns
+    -------
+    Tensor of shape (n_samples, C*H*W)
+        Pixel codes.
+    """
+    net: PixelRNN = module.network
+    if net.layer != "diagonal_bilstm" or not all(layer.shift for layer in net.layers):
+        raise ValueError("sample_diagonal needs a Diagonal BiLSTM network with its shift")
+    net._check_context(context)
+    fams = module.conditionals.families
+    C, H, W = net.image_shape
+    P, n = net.n_params, n_samples
+    device = net.orderings.device
+    first = net.first
+    k2 = first.kernel_size[0] // 2
+    w_first = first.weight * first.mask
+    layers = list(net.layers)
+    L = len(layers)
+    biases = [layer.class_bias(context) for layer in layers]  # (n, 8h, 1, 1) or 0
+    hs = [layer.hidden_size for layer in layers]
+    F_ = first.out_channels
+
+    def input_to_state(m: int, r: Tensor, direction: int) -> Tensor:
+        """The masked 1 x 1 input-to-state map of one direction, plus the class bias."""
+        layer, h4 = layers[m], 4 * hs[m]
+        w = layer.input_to_state.weight * layer.input_to_state.mask
+        part = slice(direction * h4, (direction + 1) * h4)
+        a = F.conv2d(r, w[part], layer.input_to_state.bias[part])
+        b = biases[m]
+        return a + (b[:, part] if torch.is_tensor(b) else b)
+
+    def state_to_state(m: int, above: Tensor, before: Tensor, direction: int) -> Tensor:
+        """The 2 x 1 state-to-state map of one direction at one position, ``(n, 4h)``, from the
+        state above and the state before it along the row."""
+        h = hs[m]
+        x = torch.zeros(n, 2 * h, 2, device=device)  # the other direction's group is unused
+        x[:, direction * h : (direction + 1) * h, 0] = above
+        x[:, direction * h : (direction + 1) * h, 1] = before
+        return layers[m].state_to_state(x)[:, direction * 4 * h : (direction + 1) * 4 * h, 0]
+
+    codes = torch.zeros(n, C, H, W, device=device)
+    img = torch.zeros(n, C, H + 2 * k2, W + 2 * k2, device=device)  # scaled, zero-padded
+    r_prev = [torch.zeros(n, F_, 1, W, device=device) for _ in range(L)]  # inputs, row i - 1
+    lr_h = [torch.zeros(n, h, W, device=device) for h in hs]  # left-to-right, row i - 1
+    rl_h = [torch.zeros(n, h, W, device=device) for h in hs]  # right-to-left, row i - 1
+    for i in range(H):
+        if i > 0:  # the right-to-left states of row i - 1 from those of row i - 2
+            for m in range(L):
+                a = input_to_state(m, r_prev[m], 1)[:, :, 0]  # (n, 4h, W)
+                row_h = torch.zeros(n, hs[m], W, device=device)
+                h_next = c_next = torch.zeros(n, hs[m], device=device)
+                for j in reversed(range(W)):
+                    gates = a[:, :, j] + state_to_state(m, rl_h[m][:, :, j], h_next, 1)
+                    h_next, c_next = _lstm_step(gates, c_next, hs[m], dim=1)
+                    row_h[:, :, j] = h_next
+                rl_h[m] = row_h
+        r_row = [torch.zeros(n, F_, 1, W, device=device) for _ in range(L)]
+        lr_row = [torch.zeros(n, h, W, device=device) for h in hs]
+        lr_c = [torch.zeros(n, h, device=device) for h in hs]  # cell state of (i, j - 1)
+        for j in range(W):
+            for c in range(C):
+                window = img[:, :, i : i + 2 * k2 + 1, j : j + 2 * k2 + 1]
+                r = F.conv2d(window, w_first, first.bias)  # (n, F, 1, 1)
+                cells = []
+                for m, layer in enumerate(layers):
+                    r_row[m][:, :, :, j] = r[:, :, :, 0]
+                    before = lr_row[m][:, :, j - 1] if j else torch.zeros_like(lr_c[m])
+                    gates = input_to_state(m, r, 0)[:, :, 0, 0] + state_to_state(
+                        m, lr_h[m][:, :, j], before, 0)
+                    h, cell = _lstm_step(gates, lr_c[m], hs[m], dim=1)
+                    cells.append(cell)
+                    lr_row[m][:, :, j] = h
+                    r = r + layer.out((h + rl_h[m][:, :, j])[:, :, None, None])
+                params = net.out(r)[:, c * P : (c + 1) * P, 0, 0]  # (n, P)
+                value = fams[c * H * W + i * W + j].sample(params, generator)
+                codes[:, c, i, j] = value
+                img[:, c, k2 + i, k2 + j] = net.scale(value)
+            lr_c = cells  # the pixel is complete: its cells feed (i, j + 1)
+        r_prev, lr_h = r_row, lr_row
+    return codes.reshape(n, -1)
+
+
 class PixelRNNDensity(BaseImageDensity):
     """Image density estimation with a PixelRNN (Row LSTM or Diagonal BiLSTM), optionally
     class-conditional.
@@ -408,10 +526,9 @@ class PixelRNNDensity(BaseImageDensity):
     frequencies ``p(y)``. Same conventions and parameters as :class:`skar.PixelCNNDensity`
     where the concept is shared.
 
-    Sampling: the Row LSTM carries its states row by row (:func:`sample_row_lstm`, ``n_layers``
-    LSTM cells per pixel channel); the Diagonal BiLSTM uses the generic loop, one full network
-    pass per pixel channel (``C H W`` passes, each of ``n_layers`` recurrences over the
-    ``H + W - 1`` diagonals).
+    Sampling carries the LSTM states (:func:`sample_row_lstm`, :func:`sample_diagonal`):
+    ``n_layers`` LSTM cells per pixel channel, plus a scan of the row above per row for the
+    Diagonal BiLSTM, instead of one full network pass per pixel channel.
 
     Parameters
     ----------
@@ -452,6 +569,8 @@ class PixelRNNDensity(BaseImageDensity):
         Number of pixel levels K.
     output_ : str
         The conditional family used ("bernoulli", "categorical" or "logistic_mixture").
+    layer_ : str
+        The recurrent layer of the fitted network.
     classes_ : ndarray of shape (n_classes,)
         Labels seen in fit (only when fitted with ``y``).
     class_prior_ : ndarray of shape (n_classes,)
@@ -562,6 +681,8 @@ class PixelRNNDensity(BaseImageDensity):
     def _sample_encoded(
         self, n_samples: int, generator: torch.Generator, context: Tensor | None = None
     ) -> Tensor:
-        if self.net_.module_.network.layer == "row_lstm":
-            return sample_row_lstm(self.net_.module_, n_samples, generator, context)
-        return super()._sample_encoded(n_samples, generator, context)
+        sampler = sample_row_lstm if self.layer_ == "row_lstm" else sample_diagonal
+        return sampler(self.net_.module_, n_samples, generator, context)
+
+    def _fitted_attributes(self, schema: ImageSchema, network: nn.Module) -> dict[str, Any]:
+        return {**super()._fitted_attributes(schema, network), "layer_": network.layer}
