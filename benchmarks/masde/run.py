@@ -39,6 +39,7 @@ Usage::
 
     nice -n 19 python benchmarks/masde/run.py --quick   # 2 seeds, 150 epochs at most
     nice -n 19 python benchmarks/masde/run.py           # 5 seeds
+    python benchmarks/masde/run.py --from-log run.log  # tabulate an interrupted run's output
 
 Writes ``benchmarks/results/masde.md`` and ``masde.png`` (``masde_quick.*`` with ``--quick``).
 Nothing is downloaded.
@@ -49,6 +50,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import platform
+import re
 import shlex
 import sys
 import time
@@ -207,6 +209,20 @@ def run(quick: bool) -> dict:
     return cells
 
 
+def cells_from_log(path: Path) -> dict:
+    """The cells of the lines ``run`` printed (an interrupted run keeps those it finished)."""
+    cells: dict = {}
+    pattern = re.compile(r"^(\S+)\s+n=\s*(\d+) seed=\d+ (.+?)\s+gap=(\S+) fit=(\S+)s$")
+    for line in path.read_text().splitlines():
+        m = pattern.match(line)
+        if m:
+            problem, n, name, gap, fit = m.groups()
+            cells.setdefault((problem, name, int(n)), []).append((float(gap), float(fit)))
+    cells[("bayes_net", "truth")] = BayesNet().truth()
+    cells[("gaussian_dag", "truth")] = GaussianDAG().truth()
+    return cells
+
+
 def table(cells: dict, quick: bool, command: str) -> str:
     lines = [
         "# MASDE vs MADE vs KDE-CV / GMM-CV against the training-set size",
@@ -231,11 +247,15 @@ def table(cells: dict, quick: bool, command: str) -> str:
                 continue
             row = []
             for n in SIZES:
+                if (problem, name, n) not in cells:
+                    row.append("not run")
+                    continue
                 gaps = np.array([g for g, _ in cells[(problem, name, n)]])
                 se = gaps.std(ddof=1) / np.sqrt(len(gaps)) if len(gaps) > 1 else float("nan")
                 row.append(f"{gaps.mean():+.3f} ± {se:.3f}")
-            fit = np.mean([f for _, f in cells[(problem, name, SIZES[-1])]])
-            lines.append(f"| {name} | " + " | ".join(row) + f" | {fit:.1f} |")
+            last = cells.get((problem, name, SIZES[-1]))
+            fit = f"{np.mean([f for _, f in last]):.1f}" if last else "not run"
+            lines.append(f"| {name} | " + " | ".join(row) + f" | {fit} |")
     return "\n".join(lines) + "\n"
 
 
@@ -252,11 +272,13 @@ def figure(cells: dict, path: Path) -> None:
         for name in MODELS:
             if (problem, name, SIZES[0]) not in cells:
                 continue
-            gaps = np.array([[g for g, _ in cells[(problem, name, n)]] for n in SIZES])
-            kl = np.maximum(-gaps, 1e-3)  # truth minus model: a KL divergence (>= 0)
-            mean = kl.mean(1)
-            se = kl.std(1, ddof=1) / np.sqrt(kl.shape[1]) if kl.shape[1] > 1 else 0 * mean
-            ax.errorbar(SIZES, mean, yerr=se, fmt=styles[name], label=name, capsize=3)
+            sizes = [n for n in SIZES if (problem, name, n) in cells]
+            # truth minus model: a KL divergence (>= 0 up to test-set noise)
+            kl = [np.maximum(-np.array([g for g, _ in cells[(problem, name, n)]]), 1e-3)
+                  for n in sizes]
+            mean = [k.mean() for k in kl]
+            se = [k.std(ddof=1) / np.sqrt(len(k)) if len(k) > 1 else 0.0 for k in kl]
+            ax.errorbar(sizes, mean, yerr=se, fmt=styles[name], label=name, capsize=3)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("training rows n")
@@ -271,10 +293,12 @@ def figure(cells: dict, path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 seeds, 150 epochs at most")
+    parser.add_argument("--from-log", type=Path, default=None,
+                        help="tabulate the cell lines an interrupted run printed (its stdout)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
-    cells = run(args.quick)
+    cells = run(args.quick) if args.from_log is None else cells_from_log(args.from_log)
     stem = "masde_quick" if args.quick else "masde"
     RESULTS.mkdir(exist_ok=True)
     text = table(cells, args.quick, command)
