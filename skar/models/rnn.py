@@ -96,18 +96,15 @@ class RNN(OrderedNetwork):
 
     Parameters
     ----------
-    input_sizes : list of int
-        Categories per categorical column (:attr:`skar.schema.TabularSchema.input_sizes`);
-        ignored for other kinds.
-    kinds : list of str
-        Column kinds: binary columns get a 2-row embedding table, categorical columns a K-row
-        table, continuous columns a linear map ``x w_d + b_d``.
+    input_sizes, kinds : list
+        Every column's number of categories and kind, for its value embedding
+        (:class:`skar.nn.ValueEmbedding`).
     output_sizes : list of int
-        Conditional parameters per column (``family.n_params``).
+        Every column's number of conditional parameters, for its head
+        (:class:`skar.nn.ColumnHeads`).
     tie_keys : list of hashable or None
-        Columns with equal keys share their value embedding (they must then have the same kind
-        and input size) and, if they have the same output size, their output head. None: every
-        column has its own.
+        Columns with equal keys share their value embedding and (with equal output sizes)
+        their head; None: none share (:func:`skar.nn.tie_keys_of` ties a sequence's positions).
     cell : {"lstm", "gru"}
     hidden_size : int
         Width ``H`` of the recurrent state, and of the input embeddings.
@@ -409,15 +406,18 @@ class RNNDensity(BaseAutoregressiveDensity):
 
     Examples
     --------
+    A table, and binary sequences of 12 steps read by one tied embedding and head:
+
     >>> import numpy as np
     >>> from skar.models.rnn import RNNDensity
     >>> rng = np.random.RandomState(0)
     >>> X = rng.normal(size=(300, 3))
-    >>> est = RNNDensity(hidden_size=16, max_iter=3, random_state=0).fit(X)
-    >>> est.score_samples(X[:3]).shape
-    (3,)
-    >>> est.sample(2, random_state=0).shape
+    >>> RNNDensity(hidden_size=16, max_iter=3, random_state=0).fit(X).sample(2).shape
     (2, 3)
+    >>> seqs = (rng.rand(300, 12) < 0.3).astype(int)
+    >>> est = RNNDensity(hidden_size=16, tie_columns=True, max_iter=3, random_state=0).fit(seqs)
+    >>> est.score_samples(seqs[:4]).shape
+    (4,)
     """
 
     _parameter_constraints: dict = {
