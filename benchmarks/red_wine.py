@@ -38,7 +38,7 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def made(random_state: int, **kw) -> MADEDensity:
-    params = dict(hidden_layer_sizes=(128, 128), n_components=10, n_masks=8, order="random",
+    params = dict(hidden_layer_sizes=(128, 128), n_components=10, n_orderings=8, order="random",
                   random_state=random_state)
     return MADEDensity(**{**params, **kw})
 

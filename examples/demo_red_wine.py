@@ -36,7 +36,7 @@ def main() -> None:
 
     print("Fitting MADEDensity (progress bar per epoch; early stopping on 10% held out)...")
     t = time.perf_counter()
-    made = MADEDensity(hidden_layer_sizes=(128, 128), n_components=10, n_masks=8,
+    made = MADEDensity(hidden_layer_sizes=(128, 128), n_components=10, n_orderings=8,
                        order="random", random_state=0, verbose=1).fit(X_train)
     results.append(("MADEDensity", made.score_samples(X_test).mean(), time.perf_counter() - t,
                     f"{made.n_iter_} epochs"))

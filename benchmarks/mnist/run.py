@@ -52,7 +52,7 @@ def models(quick: bool, device: str, max_iter: int | None) -> list[tuple[str, ob
     return [
         ("NADE, 500 hidden", NADEDensity(hidden_layer_sizes=(500,), learning_rate_init=5e-3,
                                          **common), "NADE"),
-        ("MADE, 500 hidden, 32 masks", MADEDensity(hidden_layer_sizes=(500,), n_masks=32,
+        ("MADE, 500 hidden, 32 masks", MADEDensity(hidden_layer_sizes=(500,), n_orderings=32,
                                                    **common), "MADE 1 hidden layer, 32 masks"),
         (f"order-agnostic NADE {oa_hidden}, {2 if quick else 16} orderings",
          NADEDensity(hidden_layer_sizes=oa_hidden, order_agnostic=True,
