@@ -452,9 +452,10 @@ def shift_right(x: Tensor, start: Tensor | float | int, dim: int = 1) -> Tensor:
 
 
 def tie_keys_of(schema: TabularSchema) -> list[Hashable]:
-    """One tie key per column: ``("categorical", categories)``, ``("binary",)`` or
-    ``("continuous",)``, so that columns of one kind with equal category lists share their
-    weights in :class:`ValueEmbedding` and :class:`ColumnHeads`.
+    """One tie key per column: ``("categorical", categories)``, ``("binary",)``,
+    ``("quantized", step)`` or ``("continuous",)``, so that columns of one type with equal
+    category lists (or grid steps) share their weights in :class:`ValueEmbedding` and
+    :class:`ColumnHeads`.
 
     For a sequence stored one position per column (a window of text whose every position is a
     categorical over one alphabet), this makes one embedding and one head serve every position,
@@ -464,6 +465,8 @@ def tie_keys_of(schema: TabularSchema) -> list[Hashable]:
     for c in schema.columns:
         if c.kind == "categorical":
             keys.append(("categorical", tuple(np.asarray(c.categories).tolist())))
+        elif c.step is not None:
+            keys.append(("quantized", float(c.step)))
         else:
             keys.append((c.kind,))
     return keys

@@ -244,10 +244,14 @@ def test_value_embedding_refuses_tied_columns_of_different_kinds_and_draws_nothi
 def test_tie_keys_of_a_schema_tie_one_kind_and_one_category_list():
     frame = pd.DataFrame({"a": list("xyzx"), "b": list("zyxx"), "c": list("xyxy"),
                           "f": [True, False, True, True], "g": [False, True, True, False],
-                          "v": [0.1, 2.3, -1.7, 0.4], "w": [3.1, 0.2, 1.9, -0.8]})
-    keys = tie_keys_of(TabularSchema.from_data(frame))
+                          "v": [0.1, 2.3, -1.7, 0.4], "w": [3.1, 0.2, 1.9, -0.8],
+                          "k": [1, 5, 2, 9], "m": [3, 0, 7, 4], "h": [0.5, 1.0, 2.5, 1.5]})
+    schema = TabularSchema.from_data(frame, quantization={"k": 1, "m": 1, "h": 0.5})
+    assert schema.feature_types[5:] == ["continuous"] * 2 + ["quantized"] * 3
+    keys = tie_keys_of(schema)
     assert keys[0] == keys[1] != keys[2]  # {x, y, z} twice, then {x, y}
     assert keys[3] == keys[4] and keys[5] == keys[6] and keys[3] != keys[5]
+    assert keys[7] == keys[8] != keys[9] and keys[7] != keys[5]  # steps 1, 1, 0.5
 
 
 def test_shift_right_puts_the_start_first_and_drops_the_last_position():

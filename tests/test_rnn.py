@@ -125,6 +125,26 @@ def test_tied_columns_share_embeddings_and_heads():
     assert n_tied < n_untied
 
 
+def test_marginal_start_makes_continuous_parameters_constant_and_refuses_tied_heads():
+    net = _net()
+    theta0 = torch.linspace(-1.0, 1.0, sum(OUTPUT_SIZES))
+    independent = torch.tensor([k == "continuous" for k, s in zip(KINDS, OUTPUT_SIZES)
+                                for _ in range(s)])
+    with torch.no_grad():
+        net.init_marginals(theta0, independent)
+        out = net(_random_rows(16), 1)
+    # Continuous columns' parameters no longer read the state; discrete ones still do (but
+    # the first column of the ordering, which reads nothing).
+    np.testing.assert_array_equal(out[:, independent].numpy(),
+                                  np.broadcast_to(theta0[independent].numpy(), (16, 12)))
+    first = int(net.ordering(1)[0])
+    reads = torch.tensor([k != "continuous" and d != first
+                          for d, (k, s) in enumerate(zip(KINDS, OUTPUT_SIZES)) for _ in range(s)])
+    assert reads.sum() >= 4 and out[:, reads].std(0).min() > 0
+    with pytest.raises(ValueError, match="share one output head"):
+        _net(tied=True).init_marginals(theta0, independent)
+
+
 # ---------------------------------------------------------------------------- normalisation
 @pytest.fixture(scope="module")
 def binary8():
@@ -175,6 +195,31 @@ def test_mixed_categorical_and_continuous_sums_and_integrates_to_one():
         df = pd.DataFrame({"v": grid, "c": [cat] * grid.size})
         total += np.trapezoid(np.exp(est.score_samples(df)), grid)
     assert total == pytest.approx(1.0, abs=1e-2)
+
+
+def test_quantized_column_cells_sum_to_one_and_samples_lie_on_the_grid():
+    """A count column, detected as quantized with step 1, after a categorical one: its score is
+    log P(cell) (step 1), so exp(score) summed over both categories and every cell of a wide
+    grid is 1 (the cells far out carry nothing), and it is the same anywhere in a cell. Forced
+    continuous, it is a density again."""
+    rng = np.random.RandomState(0)
+    c = rng.choice(["a", "b"], 300)
+    frame = pd.DataFrame({"c": c, "k": rng.poisson(np.where(c == "a", 3.0, 8.0))})
+    est = RNNDensity(n_components=2, **FAST).fit(frame)
+    assert est.schema_.feature_types == ["categorical", "quantized"]
+    grid = np.arange(-60, 80)
+    total = sum(np.exp(est.score_samples(pd.DataFrame({"c": [cat] * grid.size, "k": grid}))).sum()
+                for cat in "ab")
+    assert total == pytest.approx(1.0, abs=1e-3)
+    # The dequantized density is constant on each cell (a density's value would move).
+    cells = pd.DataFrame({"c": ["a"] * 12, "k": np.arange(12.0)})
+    np.testing.assert_allclose(est.score_samples(cells.assign(k=cells["k"] + 0.3)),
+                               est.score_samples(cells), rtol=1e-6)
+    out = est.sample(300, random_state=0)
+    assert (out["k"] == np.round(out["k"])).all() and out["k"].nunique() > 3
+    forced = RNNDensity(feature_types={"k": "continuous"}, point_masses=None, **FAST).fit(frame)
+    assert forced.schema_.feature_types == ["categorical", "continuous"]
+    assert not (forced.sample(50, random_state=0)["k"] % 1 == 0).all()
 
 
 # ---------------------------------------------------------------------------- sampling
@@ -395,8 +440,10 @@ def test_bad_rows_are_named_and_leave_the_model_as_it_was(mixed_frame):
         est.score_samples(bad)
     bad = mixed_frame.copy()
     bad.loc[2, "c"] = "zzz"
+    assert np.isneginf(est.score_samples(bad)[2])  # handle_unknown="zero_probability"
     with pytest.raises(ValueError, match=r"column 'c' holds the category 'zzz' at row 2"):
-        est.score_samples(bad)
+        est.set_params(handle_unknown="error").score_samples(bad)
+    est.set_params(handle_unknown="zero_probability")
     with (pytest.raises(ValueError, match="4 features, but RNNDensity is expecting 5"),
           pytest.warns(UserWarning, match="feature names")):
         est.score_samples(mixed_frame.iloc[:, :4].to_numpy())

@@ -176,6 +176,11 @@ class RNN(OrderedNetwork):
         self.ensemble = OrderingEnsemble(make_orderings(D, n_orderings, order, rng, distinct=True),
                                          rng)
 
+    def init_marginals(self, theta0: Tensor, independent: Tensor) -> None:
+        """Start the heads at the marginals (:meth:`skar.nn.ColumnHeads.init_marginals`; a
+        ValueError when columns share a head)."""
+        self.heads.init_marginals(theta0, independent)
+
     # ------------------------------------------------------------------ one parallel pass
     def forward(self, x: Tensor, member: int = 0) -> Tensor:
         """``(B, D)`` encoded rows -> ``(B, n_params)`` conditional parameters."""
@@ -358,9 +363,10 @@ class RNNDensity(BaseAutoregressiveDensity):
     dropout : float, default=0.0
         Dropout rate in training (inputs, between layers, before the heads).
     tie_columns : bool, default=False
-        Share the value embedding and the output head among columns of the same kind and the
+        Share the value embedding and the output head among columns of the same type and the
         same categories (binary columns with binary columns, categorical columns with equal
-        category lists, continuous columns with continuous ones). Use it for sequences, whose
+        category lists, quantized columns with equal grid steps, continuous columns with
+        continuous ones; :func:`skar.nn.tie_keys_of`). Use it for sequences, whose
         positions hold the same kind of symbol; leave it off for tables, whose columns mean
         different things.
     n_components : int, default=5
@@ -444,6 +450,12 @@ class RNNDensity(BaseAutoregressiveDensity):
         n_orderings: int = 1,
         order: Any = "natural",
         categorical_features: Any = None,
+        feature_types: Any = None,
+        quantization: Any = "auto",
+        point_masses: str | None = "auto",
+        min_scale: float = 1e-3,
+        handle_unknown: str = "zero_probability",
+        quantized_samples: str = "grid",
         batch_size: Any = "auto",
         learning_rate_init: float = 1e-3,
         max_iter: int = 200,
