@@ -44,7 +44,12 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import Tensor, nn
 
-from .base import TRAINING_CONSTRAINTS, AutoregressiveNetwork, BaseAutoregressiveDensity
+from .base import (
+    TRAINING_CONSTRAINTS,
+    AutoregressiveNetwork,
+    BaseAutoregressiveDensity,
+    check_labels,
+)
 from .distributions import (
     Bernoulli,
     Categorical,
@@ -405,14 +410,7 @@ class BaseImageDensity(BaseAutoregressiveDensity):
 
     @staticmethod
     def _labels(y: Any) -> np.ndarray:
-        y = np.asarray(y)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y[:, 0]
-        if y.ndim != 1:
-            raise ValueError(f"y must be 1-D, one class label per row; got shape {y.shape}")
-        if y.dtype.kind == "f" and not np.isfinite(y).all():
-            raise ValueError("y holds NaN or inf; class labels must be finite")
-        return y
+        return check_labels(y)
 
     # ------------------------------------------------------------------ hooks
     def _resolve_output(self, n_levels: int) -> str:

@@ -284,6 +284,10 @@ def test_bad_input_is_named(binary_2x2):
         PixelRNNDensity((3, 2, 2), **{**TINY, "hidden_size": 2}).fit(np.zeros((10, 12)))
     with pytest.raises(ValueError, match="layer"):
         PixelRNNDensity(layer="column_lstm", **TINY).fit(X)
+    labels = np.arange(300) % 2.0
+    labels[4] = np.nan
+    with pytest.raises(ValueError, match="at row 4; class labels must not be missing"):
+        PixelRNNDensity(**TINY).fit(X, labels)
 
 
 # ---------------------------------------------------------------------------- scikit-learn
