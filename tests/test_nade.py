@@ -51,12 +51,15 @@ def _slices(output_sizes):
 
 @pytest.fixture(params=["one", 1, 2], ids=["one-block", "blocks-of-1", "blocks-of-2"])
 def block(request, monkeypatch):
-    """Positions per block of NADE's training and evaluation passes. At the tests' sizes the
-    default is one block; blocks of 1 and of 2 (which does not divide D=5) exercise the
-    carries between blocks that the cache-sized blocks of a large model rely on."""
+    """Positions per block of NADE's pass. At the tests' sizes the default is one block and one
+    chunk of rows; blocks of 1 and of 2 (which does not divide D=5) exercise the carries
+    between blocks that the cache-sized blocks of a large model rely on, and with blocks of 2
+    the rows go through in chunks of 5 (which divides none of the tests' row counts)."""
     if request.param != "one":
         monkeypatch.setattr(nade_module, "_block_size",
                             lambda D, B, H, device: min(D, request.param))
+    if request.param == 2:
+        monkeypatch.setattr(nade_module, "_row_chunk", lambda D, H, device: 5)
     return request.param
 
 

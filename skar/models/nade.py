@@ -89,6 +89,16 @@ def _block_size(n_positions: int, n_rows: int, n_hidden: int, device: torch.devi
     return max(1, min(n_positions, elements // max(1, n_rows * n_hidden)))
 
 
+def _row_chunk(n_positions: int, n_hidden: int, device: torch.device) -> int:
+    """Rows per call of the NADE pass: few enough that blocks of ``min(D, 4)`` positions fit
+    the element budget of :func:`_block_size`. A larger batch (scoring's 1,024 rows) would
+    otherwise get blocks of one position whose ``(B, H)`` slices overflow the cache: at the
+    binarized-MNIST shape chunks of 128 rows score 1.8 times faster than one of 1,024 (one
+    CPU thread); at ``D = 11``, ``H = 100`` the chunks stay above 600 rows."""
+    elements = _CPU_BLOCK_ELEMENTS if device.type == "cpu" else _ACCELERATOR_BLOCK_ELEMENTS
+    return max(1, elements // (n_hidden * min(n_positions, 4)))
+
+
 def _blocks(n_positions: int, block: int) -> list[tuple[int, int]]:
     """``(start, stop)`` of each block of ``block`` positions (the last may be shorter)."""
     return [(p0, min(n_positions, p0 + block)) for p0 in range(0, n_positions, block)]
@@ -328,10 +338,13 @@ class NADE(OrderedNetwork):
         """All conditionals from input units ``(B, n_units)`` in one pass (no loop over D):
         :class:`_TiedPass` over cache-sized blocks of the positions of ``ordering(member)``,
         in the working precision, for training and scoring alike."""
-        B, H = u.shape[0], self.W.shape[0]
+        D, H = self.n_features, self.W.shape[0]
+        chunk = _row_chunk(D, H, u.device)
+        if u.shape[0] > chunk:  # rows are independent: a pass per chunk of rows
+            return torch.cat([self.forward_units(c, member) for c in u.split(chunk)])
         order, out = self.orderings[member], self.outputs
         x, W = self._position_inputs(u, member)
-        block = _block_size(self.n_features, B, H, u.device)
+        block = _block_size(D, u.shape[0], H, u.device)
         theta = _TiedPass.apply(x, W, self.c, self.rho, out.weight[order], out.bias[order],
                                 self.activation_name, block)  # (D, B, K_max), position order
         return out.flat(theta[self.positions[member]].transpose(0, 1))  # column order
