@@ -20,20 +20,23 @@ These blocks are the pieces every family used to write again:
 - :func:`shift_right`: the shifted input of a sequence model (position ``i`` reads position
   ``i - 1``, position 0 a start value);
 - :func:`tie_keys_of`: the ``tie_keys`` that tie the columns of one kind and one category
-  list, for sequences read through a table's columns.
+  list, for sequences read through a table's columns;
+- :func:`sample_stepwise`: the loop of an exact incremental sampler (a key/value cache, a
+  carried recurrent state), drawing what :func:`skar.base.sample_plain` draws.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import AutoregressiveNetwork
+from .base import AutoregressiveNetwork, DensityModule, member_rows
 from .schema import TabularSchema
 
 __all__ = [
@@ -43,6 +46,7 @@ __all__ = [
     "OrderedNetwork",
     "OrderingEnsemble",
     "ValueEmbedding",
+    "sample_stepwise",
     "shift_right",
     "tie_keys_of",
 ]
@@ -470,3 +474,60 @@ def tie_keys_of(schema: TabularSchema) -> list[Hashable]:
         else:
             keys.append((c.kind,))
     return keys
+
+
+@torch.no_grad()
+def sample_stepwise(
+    module: DensityModule,
+    n_samples: int,
+    generator: torch.Generator,
+    init_state: Callable[[int, torch.device, torch.dtype], Any],
+    step: Callable[[Tensor, int, int, Any], tuple[Tensor, Any]],
+) -> Tensor:
+    """Exact ancestral sampling through a network's incremental step: the loop of every fast
+    sampler that carries something from one position to the next.
+
+    Draws what :func:`skar.base.sample_plain` draws with the same generator: members are drawn
+    and visited the same way (:func:`skar.base.member_rows`), and every column is drawn by
+    :meth:`~skar.distributions.ColumnConditionals.sample_column` in generation order, so both
+    loops consume the same random numbers in the same order. Only the arithmetic of the
+    parameters differs (``step`` instead of a full pass), by float rounding.
+
+    Parameters
+    ----------
+    module : DensityModule
+        Its ``network`` gives ``n_members`` and ``ordering(member)``.
+    n_samples : int
+    generator : torch.Generator
+        CPU generator; every draw comes from it.
+    init_state : callable
+        ``init_state(n_rows, device, dtype)``: what a member's rows carry before step 0 (an
+        empty key/value cache; None for a recurrent state that starts at zero).
+    step : callable
+        ``step(x, i, member, state) -> (params, state)``: the ``(n_rows, n_params_d)``
+        parameters of column ``d = ordering(member)[i]`` from the rows drawn so far ``x``
+        (``(n_rows, D)``, the columns of steps ``< i`` filled) and the state after step
+        ``i - 1``, and the state after step ``i``.
+
+    Returns
+    -------
+    Tensor of shape (n_samples, D)
+        Encoded rows.
+    """
+    net, cond = module.network, module.conditionals
+    ref = next(module.parameters())
+    device, dtype = ref.device, ref.dtype
+    D = cond.n_features
+    # Encoded rows are float32 whatever the module's dtype, as in sample_plain, so both loops
+    # round every drawn value the same way before it is read back.
+    x = torch.zeros(n_samples, D, device=device)
+    for m, rows in member_rows(net.n_members, n_samples, generator, device):
+        n = rows.numel()
+        xm = torch.zeros(n, D, device=device)
+        params = torch.zeros(n, cond.n_params, device=device, dtype=dtype)
+        state = init_state(n, device, dtype)
+        for i, d in enumerate(net.ordering(m).tolist()):
+            params[:, cond.offsets[d] : cond.offsets[d + 1]], state = step(xm, i, m, state)
+            xm[:, d] = cond.sample_column(params, d, generator)
+        x[rows] = xm
+    return x

@@ -10,13 +10,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from skar.base import make_orderings
+from skar.base import DensityModule, make_orderings, sample_plain
+from skar.distributions import Bernoulli, Categorical, ColumnConditionals, Mixture
 from skar.nn import (
     ColumnHeads,
     MaskedConv2d,
     MaskedLinear,
     OrderingEnsemble,
     ValueEmbedding,
+    sample_stepwise,
     shift_right,
     tie_keys_of,
 )
@@ -262,3 +264,29 @@ def test_shift_right_puts_the_start_first_and_drops_the_last_position():
     np.testing.assert_array_equal(out[:, 1:].numpy(), x[:, :2].numpy())
     codes = torch.tensor([[3, 1, 2]])
     np.testing.assert_array_equal(shift_right(codes, 9).numpy(), [[9, 3, 1]])
+
+
+def test_sample_stepwise_with_a_full_pass_step_draws_what_the_plain_loop_draws():
+    """Any step that returns the right parameters gives sample_plain's draws bit for bit: here
+    the step is the full pass itself (two orderings, every column kind), and the state it
+    threads counts the steps."""
+    from skar.models.rnn import RNN
+
+    torch.manual_seed(0)
+    families = [Bernoulli(), Categorical(3), Mixture(2), Bernoulli()]
+    cond = ColumnConditionals(families)
+    net = RNN([1, 3, 1, 1], ["binary", "categorical", "continuous", "binary"],
+              [f.n_params for f in families], hidden_size=8, n_orderings=2, order="random",
+              seed=1)
+    module = DensityModule(net, cond).eval()
+
+    def step(x, i, member, state):
+        assert state == i
+        d = int(net.ordering(member)[i])
+        return module.params(x, member)[:, cond.offsets[d] : cond.offsets[d + 1]], state + 1
+
+    plain = sample_plain(module, 300, torch.Generator().manual_seed(4))
+    stepwise = sample_stepwise(module, 300, torch.Generator().manual_seed(4),
+                               lambda n, device, dtype: 0, step)
+    assert torch.equal(plain, stepwise)
+    assert len(set(plain[:, 1].tolist())) == 3 and plain[:, 2].std() > 0

@@ -74,7 +74,6 @@ from ..base import (
     BaseAutoregressiveDensity,
     DensityModule,
     make_orderings,
-    member_rows,
     shared_params,
 )
 from ..distributions import ColumnConditionals
@@ -83,6 +82,7 @@ from ..nn import (
     OrderedNetwork,
     OrderingEnsemble,
     ValueEmbedding,
+    sample_stepwise,
     shift_right,
     tie_keys_of,
 )
@@ -293,16 +293,13 @@ class RNN(OrderedNetwork):
         return self.heads.column(self.drop(h), d), state  # (B, n_params_d)
 
 
-@torch.no_grad()
 def sample_stateful(module: DensityModule, n_samples: int, generator: torch.Generator) -> Tensor:
     """Exact ancestral sampling carrying the recurrent state: one cell step per position.
 
-    Draws exactly what :func:`skar.base.sample_plain` draws with the same generator: members
-    are drawn and visited the same way (:func:`skar.base.member_rows`), and every column is
-    drawn by :meth:`ColumnConditionals.sample_column` in generation order, so both loops
-    consume the same random numbers in the same order. Only the arithmetic differs (one
-    :meth:`RNN.cell_step` from the carried state instead of a full pass of the
-    :class:`torch.nn.LSTM` or :class:`torch.nn.GRU` over the row), by float rounding.
+    Draws exactly what :func:`skar.base.sample_plain` draws with the same generator (the loop
+    is :func:`skar.nn.sample_stepwise`); only the arithmetic differs (one :meth:`RNN.step` from
+    the carried state instead of a full pass of the :class:`torch.nn.LSTM` or
+    :class:`torch.nn.GRU` over the row), by float rounding.
 
     Parameters
     ----------
@@ -317,24 +314,8 @@ def sample_stateful(module: DensityModule, n_samples: int, generator: torch.Gene
     Tensor of shape (n_samples, D)
         Encoded rows.
     """
-    net, cond = module.network, module.conditionals
-    ref = next(module.parameters())
-    device, dtype = ref.device, ref.dtype
-    D = cond.n_features
-    # Encoded rows are float32 whatever the module's dtype, as in sample_plain, so both loops
-    # round every drawn value the same way before it is read back.
-    x = torch.zeros(n_samples, D, device=device)
-    for m, rows in member_rows(net.n_members, n_samples, generator, device):
-        n = rows.numel()
-        xm = torch.zeros(n, D, device=device)
-        params = torch.zeros(n, cond.n_params, device=device, dtype=dtype)
-        state = None
-        for i, d in enumerate(net.ensemble.host_orderings[m]):
-            start, stop = cond.offsets[d], cond.offsets[d + 1]
-            params[:, start:stop], state = net.step(xm, i, m, state)
-            xm[:, d] = cond.sample_column(params, d, generator)
-        x[rows] = xm
-    return x
+    return sample_stepwise(module, n_samples, generator, lambda n, device, dtype: None,
+                           module.network.step)
 
 
 class RNNDensity(BaseAutoregressiveDensity):
