@@ -336,18 +336,25 @@ class NADE(OrderedNetwork):
 
     def forward_units(self, u: Tensor, member: int = 0) -> Tensor:
         """All conditionals from input units ``(B, n_units)`` in one pass (no loop over D):
-        :class:`_TiedPass` over cache-sized blocks of the positions of ``ordering(member)``,
-        in the working precision, for training and scoring alike."""
+        :func:`_tied_block` over cache-sized blocks of the positions of ``ordering(member)``,
+        in the working precision, for training and scoring alike; with several blocks through
+        :class:`_TiedPass`, whose gradient recomputes each block instead of storing it."""
         D, H = self.n_features, self.W.shape[0]
         chunk = _row_chunk(D, H, u.device)
         if u.shape[0] > chunk:  # rows are independent: a pass per chunk of rows
             return torch.cat([self.forward_units(c, member) for c in u.split(chunk)])
         order, out = self.orderings[member], self.outputs
         x, W = self._position_inputs(u, member)
+        V, b = out.weight[order], out.bias[order]
         block = _block_size(D, u.shape[0], H, u.device)
-        theta = _TiedPass.apply(x, W, self.c, self.rho, out.weight[order], out.bias[order],
-                                self.activation_name, block)  # (D, B, K_max), position order
-        return out.flat(theta[self.positions[member]].transpose(0, 1))  # column order
+        if block < D:
+            theta = _TiedPass.apply(x, W, self.c, self.rho, V, b, self.activation_name, block)
+        else:
+            # One block (a small model): the written-out gradient would keep the same a and h
+            # that autograd keeps, and measured no faster (benchmarks/nade, red-wine shape).
+            theta, _, _ = _tied_block(x, W, self.c.expand(u.shape[0], H), _lower_ones(D, x),
+                                      self.rho, V, b, self.activation_name)
+        return out.flat(theta[self.positions[member]].transpose(0, 1))  # (D, B, K_max) -> flat
 
     def _padded_weights(self) -> Tensor:
         """``W`` with a zero column for the zero unit: ``(H, n_units + 1)``."""
