@@ -52,6 +52,7 @@ __all__ = [
     "FAMILY_PARAMETERS",
     "MIXTURE_CONSTRAINTS",
     "ORDERING_CONSTRAINTS",
+    "RECIPE_CONSTRAINTS",
     "SCHEMA_PARAMETERS",
     "SHARED_PARAMETERS",
     "TABULAR_CONSTRAINTS",
@@ -61,6 +62,7 @@ __all__ = [
     "DensityModule",
     "make_orderings",
     "member_rows",
+    "start_at_marginals",
     "check_labels",
     "resolve_device",
     "sample_plain",
@@ -226,6 +228,33 @@ def member_rows(
         rows = torch.nonzero(members == m).squeeze(1).to(device)
         if rows.numel():
             yield m, rows
+
+
+def start_at_marginals(
+    network: nn.Module,
+    conditionals: ColumnConditionals,
+    Z: np.ndarray,
+    sample_weight: np.ndarray,
+    seed: int,
+) -> None:
+    """Start ``network`` at the product of its columns' fitted marginals.
+
+    The output biases become :meth:`~skar.distributions.ColumnConditionals.marginal_params`
+    (every column's family fitted to that column alone, EM seeded by ``seed``) and the output
+    weights of continuous columns' parameters start at zero, so that before the first step
+    :math:`p(x) = \\prod_d f_d(x_d; \\theta_{0,d})` whatever the random hidden weights. Discrete
+    columns keep their random output weights (a logit bears the perturbation, and the hidden
+    layers get gradients from the first step). Calls the network's
+    :meth:`AutoregressiveNetwork.init_marginals`; used by the estimators'
+    ``init_params="marginals"``.
+    """
+    theta0 = conditionals.marginal_params(Z, sample_weight, seed)
+    independent = torch.as_tensor(
+        [f.kind == "continuous" for f in conditionals.families for _ in range(f.n_params)],
+        dtype=torch.bool,
+    )
+    with torch.no_grad():
+        network.init_marginals(theta0, independent)
 
 
 @torch.no_grad()
@@ -429,6 +458,25 @@ n_iter_no_change : int, default={default}
     "tol": """\
 tol : float, default={default}
     Minimum improvement of the validation NLL, in nats per row (per image, per sequence).""",
+    "lr_schedule": """\
+lr_schedule : {{"cosine", "plateau"}} or None, default={default}
+    Learning-rate schedule over the epochs: ``"cosine"`` warms up linearly over 5% of
+    ``max_iter`` and then anneals to 0 at ``max_iter`` by a half cosine; ``"plateau"`` halves
+    the rate when the validation NLL has not improved by ``tol`` for ``n_iter_no_change // 2``
+    epochs; None keeps ``learning_rate_init``.""",
+    "average_weights": """\
+average_weights : float, default={default}
+    Decay of an exponential moving average of the weights, updated after every step (0: no
+    averaging). The average is what is validated, restored by early stopping and scored.""",
+    "patience_fraction": """\
+patience_fraction : float, default={default}
+    With early stopping, the patience grows to this share of the epochs run,
+    ``max(n_iter_no_change, ceil(patience_fraction * epoch))``: a run that has improved for
+    a long time is not stopped by a few noisy epochs.""",
+    "refit": """\
+refit : bool, default={default}
+    With early stopping, the best epoch count found on the held-out rows is then used to
+    train again, from the same initial weights, on all rows (``history_`` is the refit's).""",
     "random_state": """\
 random_state : int, RandomState instance or None, default={default}
     Seeds initialisation, masks and orderings, shuffling, dropout, the validation split and
@@ -456,6 +504,22 @@ TRAINING_CONSTRAINTS: dict[str, list] = {
     "random_state": ["random_state"],
     "verbose": ["verbose"],
     "device": [str, torch.device],
+}
+
+#: Constraints of the training recipe's parameters (:func:`skar.training.build_net`). Kept
+#: apart from :data:`TRAINING_CONSTRAINTS` until every estimator declares them; an estimator
+#: whose signature has them adds these to its ``_parameter_constraints``.
+RECIPE_CONSTRAINTS: dict[str, list] = {
+    "lr_schedule": [StrOptions({"cosine", "plateau"}), None],
+    "average_weights": [Interval(Real, 0, 1, closed="left")],
+    "patience_fraction": [Interval(Real, 0, 1, closed="left")],
+    "refit": ["boolean"],
+}
+
+#: The recipe's settings for an estimator that does not declare them: all off (the training
+#: of before the recipe).
+RECIPE_OFF: dict[str, Any] = {
+    "lr_schedule": None, "average_weights": 0.0, "patience_fraction": 0.0, "refit": False
 }
 
 #: Constraints of the parameters of estimators on tabular columns (images and sequences,
@@ -856,6 +920,7 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
                 validation_fraction=self.validation_fraction,
                 n_iter_no_change=self.n_iter_no_change,
                 tol=self.tol,
+                **{k: getattr(self, k, v) for k, v in RECIPE_OFF.items()},
                 seed=seed,
                 verbose=self.verbose,
                 device=device,

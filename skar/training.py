@@ -447,6 +447,7 @@ class _DensityNet(NeuralNet):
     initial weights back and trains again on *all* rows, without a hold-out, for exactly
     :math:`t^*` epochs (the same schedule, averaging and seed-driven shuffling as the first
     run). The first run's history is kept as ``selection_history_``; ``history`` is the refit's.
+    When the first run diverged (:class:`StopOnDivergence` fired), there is no refit.
     """
 
     def __init__(self, *args: Any, refit: bool = False, **kwargs: Any) -> None:
@@ -461,6 +462,10 @@ class _DensityNet(NeuralNet):
         initial = _clone_state(self.module_)
         rng_state = torch.random.get_rng_state()
         self.partial_fit(X, y, **fit_params)
+        if dict(self.callbacks_)["divergence"].stopped_epoch_ is not None:
+            # The selection run diverged (and warned): a refit at the same learning rate
+            # would diverge again; its restored best weights are kept.
+            return self
         stopper = dict(self.callbacks_).get("early_stopping")
         best = getattr(stopper, "best_epoch_", None) or len(self.history)
         self.selection_history_ = History(list(self.history))  # skorch clears its own

@@ -9,9 +9,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy.stats import norm
 from skorch.callbacks import Callback
 from torch import nn
 
+import skar
 from skar.training import WarmupCosine, build_net
 
 
@@ -194,3 +196,24 @@ def test_refit_trains_on_all_rows_for_the_chosen_epochs():
     # Rows seen: the selection run on its 48 training rows, the refit on all 64.
     assert module.rows_trained == 48 * n_run + 64 * chosen
     np.testing.assert_allclose(starts, [initial, initial], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", ["MADEDensity", "ARTransformerDensity"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_marginal_start_is_the_product_of_the_fitted_marginals(name, seed):
+    rng = np.random.default_rng(0)
+    # Correlated columns: a network that saw the other column would score differently.
+    x0 = rng.normal(2.0, 3.0, 400)
+    X = np.column_stack([x0, 0.5 * x0 + rng.normal(-1.0, 0.5, 400)])
+    est = getattr(skar, name)(
+        n_components=1, max_iter=1, learning_rate_init=1e-12, early_stopping=False,
+        lr_schedule=None, average_weights=0.0, random_state=seed,
+    ).fit(X)
+    # One Gaussian per column fitted alone: the maximum-likelihood mean and deviation.
+    expected = sum(norm.logpdf(X[:, d], X[:, d].mean(), X[:, d].std()) for d in range(2))
+    np.testing.assert_allclose(est.score_samples(X), expected, atol=2e-3)
+    random_start = getattr(skar, name)(
+        n_components=1, max_iter=1, learning_rate_init=1e-12, early_stopping=False,
+        lr_schedule=None, average_weights=0.0, random_state=seed, init_params="random",
+    ).fit(X)
+    assert np.abs(random_start.score_samples(X) - expected).max() > 0.1

@@ -38,9 +38,11 @@ from torch import Tensor, nn
 from ..base import (
     MIXTURE_CONSTRAINTS,
     ORDERING_CONSTRAINTS,
+    RECIPE_CONSTRAINTS,
     BaseAutoregressiveDensity,
     make_orderings,
     shared_params,
+    start_at_marginals,
     user_stacklevel,
 )
 from ..distributions import ColumnConditionals
@@ -138,6 +140,17 @@ class MADE(OrderedNetwork):
                        if use_direct else None)
         self.activation = _ACTIVATIONS[activation]()
 
+    def init_marginals(self, theta0: Tensor, independent: Tensor) -> None:
+        """The last layer's biases to ``theta0`` and the weights into the parameters flagged
+        ``independent`` to zero, in the output and the direct layer alike (see
+        :meth:`skar.base.AutoregressiveNetwork.init_marginals`). Without hidden layers the
+        direct layer holds the bias."""
+        last = self.output if self.output is not None else self.direct
+        last.bias.copy_(theta0.to(last.bias))
+        for layer in (self.output, self.direct):
+            if layer is not None:
+                layer.weight[independent.to(layer.weight.device)] = 0.0
+
     def forward(self, x: Tensor, member: int = 0) -> Tensor:
         """``(B, D)`` encoded rows -> ``(B, n_params)`` conditional parameters."""
         return self.forward_units(self.inputs(x), member)
@@ -188,6 +201,11 @@ class MADEDensity(BaseAutoregressiveDensity):
         Masked weights from the inputs straight to the outputs, as in the MADE paper.
     activation : {"relu", "tanh", "logistic", "identity"}, default="relu"
         Hidden-unit activation.
+    init_params : {"marginals", "random"}, default="marginals"
+        ``"marginals"`` starts every conditional at its column's fitted marginal (the output
+        biases at the marginals' parameters, the output weights of continuous columns at
+        zero), so training starts from the product of the marginals, as NADE and RNADE do;
+        ``"random"`` keeps the random initialisation.
     {shared_parameters}
 
     Attributes
@@ -230,6 +248,8 @@ class MADEDensity(BaseAutoregressiveDensity):
 
     _parameter_constraints: dict = {
         **BaseAutoregressiveDensity._parameter_constraints,
+        **RECIPE_CONSTRAINTS,
+        "init_params": [StrOptions({"marginals", "random"})],
         **MIXTURE_CONSTRAINTS,
         "hidden_layer_sizes": ["array-like"],
         **ORDERING_CONSTRAINTS,
@@ -249,6 +269,7 @@ class MADEDensity(BaseAutoregressiveDensity):
         n_masks: Any = "deprecated",
         direct_connections: bool = True,
         activation: str = "relu",
+        init_params: str = "marginals",
         categorical_features: Any = None,
         feature_types: Any = None,
         quantization: Any = "auto",
@@ -264,6 +285,10 @@ class MADEDensity(BaseAutoregressiveDensity):
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,
         tol: float = 1e-4,
+        lr_schedule: str | None = "cosine",
+        average_weights: float = 0.99,
+        patience_fraction: float = 0.5,
+        refit: bool = True,
         random_state: Any = None,
         verbose: int = 0,
         device: str = "auto",
@@ -276,6 +301,7 @@ class MADEDensity(BaseAutoregressiveDensity):
         self.n_masks = n_masks
         self.direct_connections = direct_connections
         self.activation = activation
+        self.init_params = init_params
         super().__init__(**shared_params(locals()))
 
     def _ensemble_size(self) -> int:
@@ -294,6 +320,19 @@ class MADEDensity(BaseAutoregressiveDensity):
             stacklevel=user_stacklevel(),
         )
         return self.n_masks
+
+    def _initialize_network(
+        self,
+        network: nn.Module,
+        conditionals: ColumnConditionals,
+        Z: np.ndarray,
+        sample_weight: np.ndarray,
+        seed: int,
+    ) -> None:
+        """With ``init_params="marginals"``, start at the product of the fitted marginals
+        (:func:`skar.base.start_at_marginals`)."""
+        if self.init_params == "marginals":
+            start_at_marginals(network, conditionals, Z, sample_weight, seed)
 
     def _build_network(
         self, schema: TabularSchema, conditionals: ColumnConditionals, seed: int

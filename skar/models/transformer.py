@@ -48,17 +48,19 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from torch import Tensor, nn
 
 from ..base import (
     MIXTURE_CONSTRAINTS,
     ORDERING_CONSTRAINTS,
+    RECIPE_CONSTRAINTS,
     BaseAutoregressiveDensity,
     DensityModule,
     make_orderings,
     member_rows,
     shared_params,
+    start_at_marginals,
 )
 from ..distributions import ColumnConditionals
 from ..nn import ColumnHeads, OrderedNetwork, OrderingEnsemble, shift_right
@@ -314,6 +316,11 @@ class ARTransformer(OrderedNetwork):
             e[:, self._cont_cols] = v * self.value_w + self.value_b  # (B, n_cont, C)
         return e
 
+    def init_marginals(self, theta0: Tensor, independent: Tensor) -> None:
+        """The column heads' biases to ``theta0``, their weights into the parameters flagged
+        ``independent`` to zero (:meth:`skar.nn.ColumnHeads.init_marginals`)."""
+        self.heads.init_marginals(theta0, independent)
+
     def forward(self, x: Tensor, member: int = 0) -> Tensor:
         """``(B, D)`` encoded rows -> ``(B, n_params)`` conditional parameters."""
         return self.forward_embeddings(self.embed_values(x), member)
@@ -477,6 +484,11 @@ class ARTransformerDensity(BaseAutoregressiveDensity):
         The first ordering: the columns' own order, a random permutation, or a given
         permutation. With ``n_orderings > 1`` the other orderings are independent random
         permutations (an ensemble of one repeated ordering would be one model).
+    init_params : {"marginals", "random"}, default="marginals"
+        ``"marginals"`` starts every conditional at its column's fitted marginal (the output
+        biases at the marginals' parameters, the output weights of continuous columns at
+        zero), so training starts from the product of the marginals, as NADE and RNADE do;
+        ``"random"`` keeps the random initialisation.
     {shared_parameters}
 
     Attributes
@@ -523,6 +535,8 @@ class ARTransformerDensity(BaseAutoregressiveDensity):
 
     _parameter_constraints: dict = {
         **BaseAutoregressiveDensity._parameter_constraints,
+        **RECIPE_CONSTRAINTS,
+        "init_params": [StrOptions({"marginals", "random"})],
         "n_layers": [Interval(Integral, 1, None, closed="left")],
         "n_heads": [Interval(Integral, 1, None, closed="left")],
         "d_model": [Interval(Integral, 1, None, closed="left")],
@@ -542,6 +556,7 @@ class ARTransformerDensity(BaseAutoregressiveDensity):
         component: str = "gaussian",
         n_orderings: int = 1,
         order: Any = "natural",
+        init_params: str = "marginals",
         categorical_features: Any = None,
         feature_types: Any = None,
         quantization: Any = "auto",
@@ -557,6 +572,10 @@ class ARTransformerDensity(BaseAutoregressiveDensity):
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,
         tol: float = 1e-4,
+        lr_schedule: str | None = "cosine",
+        average_weights: float = 0.99,
+        patience_fraction: float = 0.5,
+        refit: bool = True,
         random_state: Any = None,
         verbose: int = 0,
         device: str = "auto",
@@ -569,7 +588,21 @@ class ARTransformerDensity(BaseAutoregressiveDensity):
         self.component = component
         self.n_orderings = n_orderings
         self.order = order
+        self.init_params = init_params
         super().__init__(**shared_params(locals()))
+
+    def _initialize_network(
+        self,
+        network: nn.Module,
+        conditionals: ColumnConditionals,
+        Z: np.ndarray,
+        sample_weight: np.ndarray,
+        seed: int,
+    ) -> None:
+        """With ``init_params="marginals"``, start at the product of the fitted marginals
+        (:func:`skar.base.start_at_marginals`)."""
+        if self.init_params == "marginals":
+            start_at_marginals(network, conditionals, Z, sample_weight, seed)
 
     def _build_network(
         self, schema: TabularSchema, conditionals: ColumnConditionals, seed: int
