@@ -217,3 +217,15 @@ def test_marginal_start_is_the_product_of_the_fitted_marginals(name, seed):
         lr_schedule=None, average_weights=0.0, random_state=seed, init_params="random",
     ).fit(X)
     assert np.abs(random_start.score_samples(X) - expected).max() > 0.1
+
+
+def test_no_refit_after_a_diverged_run():
+    from sklearn.exceptions import ConvergenceWarning
+
+    module = Gaussian()
+    net = _net(module, early_stopping=True, refit=True, learning_rate_init=1e4, max_iter=20,
+               n_iter_no_change=50)
+    with pytest.warns(ConvergenceWarning, match="diverged"):
+        net.fit(_data(n=64, seed=1) | {"x": _data(n=64, seed=1)["x"] * 1e3}, None)
+    assert not hasattr(net, "refit_epochs_")
+    assert module.rows_trained == 48 * len(net.history)  # the selection run only
