@@ -423,6 +423,8 @@ def test_single_column_and_given_order():
         ({"order": "sideways"}, "order"),
         ({"order": [0, 0, 1]}, "permutation of range"),
         ({"component": "cauchy"}, "component"),
+        ({"lr_schedule": "step"}, "lr_schedule"),
+        ({"handle_unknown": "ignore"}, "handle_unknown"),
     ],
 )
 def test_invalid_parameters_are_named(params, pattern):

@@ -71,6 +71,7 @@ from torch import Tensor, nn
 from ..base import (
     MIXTURE_CONSTRAINTS,
     ORDERING_CONSTRAINTS,
+    RECIPE_CONSTRAINTS,
     BaseAutoregressiveDensity,
     DensityModule,
     make_orderings,
@@ -416,6 +417,7 @@ class RNNDensity(BaseAutoregressiveDensity):
         "tie_columns": ["boolean"],
         **MIXTURE_CONSTRAINTS,
         **ORDERING_CONSTRAINTS,
+        **RECIPE_CONSTRAINTS,
     }
 
     def __init__(
@@ -445,6 +447,10 @@ class RNNDensity(BaseAutoregressiveDensity):
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,
         tol: float = 1e-4,
+        lr_schedule: str | None = None,
+        average_weights: float = 0.0,
+        patience_fraction: float = 0.0,
+        refit: bool = False,
         random_state: Any = None,
         verbose: int = 0,
         device: str = "auto",
