@@ -6,21 +6,23 @@ positions in training and scoring (``_TiedPass``), one position at a time in the
 sampler (``NADE.sample``). This measures, per row, at the shapes of a UCI table (RNADE, D=11,
 H=100, 10 Gaussian components) and of binarized MNIST (NADE, D=784, H=500):
 
-1. Training (forward + backward, float32): ``_TiedPass``, whose gradient is written out
-   (recomputing each block in the backward pass, never storing a (D, B, H) tensor), against
-   autograd through the same blocks (``autograd_training_pass`` below), which keeps every
-   block's tensors for the backward pass.
-2. Scoring (forward, no gradient): the float32 pass that scoring runs now (``_TiedPass``)
-   against the float64-accumulating pass it ran before (``float64_scoring_pass`` below, kept
-   as the baseline), in milliseconds per row and rows per second.
-
-Each pass and its baseline take turns, and the table gives the fastest of their rounds: the
-least disturbed timing when other work shares the cores.
+1. Training (forward + backward, float32): ``NADE.forward_units``, which runs ``_TiedPass``
+   (its gradient written out, recomputing each block in the backward pass, never storing a
+   (D, B, H) tensor) once the pass has several blocks, and autograd for a pass of one block,
+   against autograd through the same blocks (``autograd_training_pass`` below), which keeps
+   every block's tensors for the backward pass.
+2. Scoring (forward, no gradient): the float32 pass that scoring runs now against the
+   float64-accumulating pass it ran before (``float64_scoring_pass`` below, kept as the
+   baseline), in milliseconds per row and rows per second, on batches of 100 rows and of
+   1,024 (the estimators' inference batch, which the pass now takes in chunks of rows).
 3. Sampling at D=784, H=500: the incremental O(DH)-per-row sampler (``sample_nade``) against
    the generic loop (``skar.base.sample_plain``, one full pass per position), drawing from the
    same generator, in chunks of 100 rows. The generic loop costs seconds a row on one CPU
    thread, so ``--generic-rows`` lets it draw only the first chunks of the rows the
    incremental sampler draws; the table gives both the measured seconds and the ratio per row.
+
+Each pass and its baseline take turns, and the table gives the fastest of their rounds: the
+least disturbed timing when other work shares the cores.
 
 Usage::
 
@@ -183,11 +185,10 @@ def main() -> None:
              f"{args.threads} torch thread(s); 1-minute load average at the start "
              f"{os.getloadavg()[0]:.1f} (above 0 means other work shared the cores, so read "
              "the ratios, which come from one run, rather than the times).", "",
-             "#### The passes, batch of 100 rows (the fastest of the rounds, baseline and "
-             "now taking turns)", "",
-             "| shape | pass | baseline (ms/row) | now (ms/row) | speed-up | rows/s: baseline "
-             "-> now | kept for the backward pass (MB): baseline -> now |",
-             "|---|---|---:|---:|---:|---|---|"]
+             "#### The passes (the fastest of the rounds, baseline and now taking turns)", "",
+             "| shape | pass | rows per batch | baseline (ms/row) | now (ms/row) | speed-up | "
+             "rows/s: baseline -> now | kept for the backward pass (MB): baseline -> now |",
+             "|---|---|---:|---:|---:|---:|---|---|"]
     shapes = [("RNADE, red wine shape: D=11, H=100, 10 Gaussians", 11, 100,
                [Mixture(10)] * 11, True, 100),
               ("NADE, binarized MNIST shape: D=784, H=500", 784, 500, [Bernoulli()] * 784,
@@ -195,31 +196,37 @@ def main() -> None:
     for name, D, H, fams, rescale, rounds in shapes:
         module = _module(D, H, fams, rescale)
         if fams[0].kind == "binary":
-            x = (torch.rand(100, D) < 0.3).float()
+            x_all = (torch.rand(1024, D) < 0.3).float()
         else:
-            x = torch.randn(100, D)
+            x_all = torch.randn(1024, D)
         net = module.network
         with torch.no_grad():  # rho away from 1, so that the rescaling is exercised
             if net.rho is not None:
                 net.rho.uniform_(0.5, 2.0)
-        for label, make_step, before, now in [
+        scoring = "scoring, forward: float64 accumulation -> float32 `NADE.forward_units`"
+        # 1,024 rows: the estimators' inference batch
+        for label, make_step, before, now, n_rows in [
             ("training, float32, forward + backward: autograd through the blocks -> "
-             "`_TiedPass` (gradient written out)", training_step,
-             functools.partial(autograd_training_pass, net), net.forward_units),
-            ("scoring, forward: float64 accumulation -> float32 `_TiedPass`",
-             scoring_step, functools.partial(float64_scoring_pass, net),
-             net.forward_units),
+             "`NADE.forward_units` (`_TiedPass`, gradient written out, once there are several "
+             "blocks; one block: autograd)", training_step,
+             functools.partial(autograd_training_pass, net), net.forward_units, 100),
+            (scoring, scoring_step, functools.partial(float64_scoring_pass, net),
+             net.forward_units, 100),
+            (scoring, scoring_step, functools.partial(float64_scoring_pass, net),
+             net.forward_units, 1024),
         ]:
+            x = x_all[:n_rows]
             with torch.no_grad():  # the two passes compute the same function
                 u = net.inputs(x)
                 torch.testing.assert_close(before(u, 0), now(u, 0), rtol=1e-4, atol=1e-4)
             slow, fast = (t / x.shape[0] for t in fastest_seconds(
-                [make_step(module, x, before), make_step(module, x, now)], rounds))
+                [make_step(module, x, before), make_step(module, x, now)],
+                max(2, rounds * 100 // n_rows)))  # about the same time for each batch size
             kept = "no backward pass"
             if make_step is training_step:
                 kept = (f"{saved_megabytes(module, x, before):,.1f} -> "
                         f"{saved_megabytes(module, x, now):,.1f}")
-            lines.append(f"| {name} | {label} | {1e3 * slow:.3f} | {1e3 * fast:.3f} | "
+            lines.append(f"| {name} | {label} | {n_rows} | {1e3 * slow:.3f} | {1e3 * fast:.3f} | "
                          f"{slow / fast:.2f}x | {1 / slow:,.0f} -> {1 / fast:,.0f} | {kept} |")
             print(lines[-1], flush=True)
 
