@@ -65,6 +65,16 @@ class AcceleratedDensityNet(AccelerateMixin, _DensityNet):
         finally:
             self._criteria = criteria
 
+    def _bare_module(self) -> torch.nn.Module:
+        # DistributedDataParallel's state-dict keys carry a ``module.`` prefix.
+        return self.accelerator.unwrap_model(self.module_)
+
+    def _before_refit(self) -> None:
+        # ``initialize`` prepares the module only once (skorch's flag); the refit's
+        # ``initialize`` puts the bare module back, which must be wrapped again, or each
+        # process would train its own copy.
+        self._unwrap_accelerator()
+
     def validation_step(self, batch: Any, **fit_params: Any) -> dict[str, Any]:
         self._set_training(False)
         Xi, _ = unpack_data(batch)
@@ -152,5 +162,13 @@ class AcceleratedDensityMixin:
         net = self.net_
         net._unwrap_accelerator()
         net.module_.eval()
+        # A learning-rate schedule patches the step of the optimizer it drives with a
+        # closure (torch's ``_wrapped_by_lr_sched``); a plain optimizer drops it when pickled,
+        # accelerate's wrapper does not, and the closure does not pickle. Training is over:
+        # the class's own ``step`` serves a later fit (whose schedule patches it again).
+        for optimizer in [net.optimizer_, *getattr(net.accelerator, "_optimizers", [])]:
+            step = vars(optimizer).get("step")
+            if getattr(step, "_wrapped_by_lr_sched", False):
+                del optimizer.step
         # Scoring and sampling move batches to ``net_.device``: where the accelerator put it.
         net.device = str(net.accelerator.device)

@@ -595,9 +595,9 @@ class DensityOutlierDetector(OutlierMixin, BaseEstimator):
         >>> X = rng.normal(size=(400, 3))
         >>> made = MADEDensity(hidden_layer_sizes=(16,), max_iter=20, random_state=0)
         >>> det = DensityOutlierDetector(made, random_state=0).fit(X)
-        >>> ex = det.explain([[0.0, 0.0, 9.0]], n_top=2)
+        >>> ex = det.explain([[0.0, 6.0, 9.0]], n_top=2)  # two columns far out, x2 the furthest
         >>> ex["feature"].tolist()
-        ['x2', 'x0']
+        ['x2', 'x1']
         >>> list(ex.columns)
         ['feature', 'value', 'contribution', 'excess']
         """

@@ -454,12 +454,19 @@ class _DensityNet(NeuralNet):
         super().__init__(*args, **kwargs)
         self.refit = refit
 
+    def _bare_module(self) -> nn.Module:
+        """The module without a training wrapper, whose state-dict keys are the model's own."""
+        return self.module_
+
+    def _before_refit(self) -> None:
+        """Undo what :meth:`initialize` did and a second ``initialize`` would not redo."""
+
     def fit(self, X: Any, y: Any = None, **fit_params: Any) -> _DensityNet:
         if not (self.refit and self.train_split is not None):
             return super().fit(X, y, **fit_params)
         if not self.warm_start or not self.initialized_:
             self.initialize()
-        initial = _clone_state(self.module_)
+        initial = _clone_state(self._bare_module())
         rng_state = torch.random.get_rng_state()
         self.partial_fit(X, y, **fit_params)
         if dict(self.callbacks_)["divergence"].stopped_epoch_ is not None:
@@ -474,8 +481,9 @@ class _DensityNet(NeuralNet):
         # early-stopping monitor has nothing to watch, so it is switched off for the refit.
         self.set_params(train_split=None, max_epochs=int(best), callbacks__early_stopping=None)
         try:
+            self._before_refit()
             self.initialize()  # fresh optimiser, callbacks and history; same module object
-            self.module_.load_state_dict(initial)
+            self._bare_module().load_state_dict(initial)
             torch.random.set_rng_state(rng_state)
             self.partial_fit(X, y, **fit_params)
         finally:

@@ -8,15 +8,10 @@ Each case asserts one of two outcomes:
 * a **defined value**: a documented result where an error would be wrong (a row beyond what the
   model represents scores ``-inf``, never NaN; a diverging fit warns and keeps its best
   weights; weights are scale-free).
-
-Cases whose fix lives in ``skar/base.py``, ``skar/schema.py`` or ``skar/distributions.py`` and
-is not wired yet are marked ``xfail(strict=True, reason="needs ... wiring: <what>")``: they
-flip to XPASS (a failure under ``strict``) when the wiring lands, and the mark is then removed.
 """
 
 from __future__ import annotations
 
-import inspect
 import pickle
 import signal
 import warnings
@@ -43,16 +38,6 @@ from skar import (
 )
 from skar.anomaly import DensityOutlierDetector
 from skar.training import NLLCriterion
-
-
-def needs(what: str):
-    """An expected failure until the PixelCNN wiring named by ``what`` lands (the base's
-    ``check_labels`` is in place; PixelCNN's ``_labels`` calls it once
-    reliability_pixelcnn.diff is applied, and the mark then lifts itself)."""
-    import skar.models.pixelcnn as pixelcnn
-
-    wired = "check_labels" in inspect.getsource(pixelcnn)
-    return pytest.mark.xfail(not wired, strict=True, reason=f"needs {what}")
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -267,7 +252,6 @@ def test_unseen_pixelcnn_label_is_named():
     np.testing.assert_array_equal(est.score_samples(X[:5], y[:5]), before)
 
 
-@needs("base/pixelcnn wiring: labels checked for None before np.unique sorts them")
 def test_none_among_pixelcnn_labels_is_named():
     X = _images()
     y = np.array(["a", "b"] * 40, dtype=object)
@@ -277,7 +261,6 @@ def test_none_among_pixelcnn_labels_is_named():
         est.fit(X, y)
 
 
-@needs("base/pixelcnn wiring: labels of types that cannot be ordered are named")
 def test_mixed_type_pixelcnn_labels_are_named():
     X = _images()
     y = np.array(["a", 1] * 40, dtype=object)
