@@ -10,8 +10,9 @@ type* (``feature_types`` forces any of them; otherwise they are inferred by the 
     a pandas ``category``, ``object`` or ``string`` column, or any column named in
     ``categorical_features``; its categories become the codes ``0 .. K-1`` of a Categorical.
 ``quantized``
-    a numeric column whose values lie on a grid (integers, multiples of 0.01, ...) that the
-    data make visible by repeating values (the rule is in :func:`detect_step`); standardised,
+    a numeric column whose values lie on a grid (integers, multiples of 0.01, ..., or such a
+    grid shifted and scaled, as ``StandardScaler`` leaves it) that the data make visible by
+    repeating values (the rule is in :func:`detect_grid`); standardised,
     and modelled by the probability of the grid cell under a mixture divided by the step: the
     density of the *dequantized* variable, bounded by ``1 / step``
     (:class:`skar.distributions.Mixture` with ``step > 0``).
@@ -57,7 +58,10 @@ from torch import Tensor, nn
 
 from .distributions import Bernoulli, Categorical, ConditionalFamily, Mixture
 
-__all__ = ["ColumnSpec", "OneHotInputs", "TabularSchema", "detect_atoms", "detect_step"]
+__all__ = [
+    "ColumnSpec", "OneHotInputs", "TabularSchema", "detect_atoms", "detect_grid", "detect_step",
+    "lattice_step",
+]
 
 KINDS = ("binary", "categorical", "continuous")
 #: Largest standardised value an encoded (float32) row can hold.
@@ -98,7 +102,11 @@ class ColumnSpec:
     dtype : object
         The column's dtype at fit time, used to give samples back in the same dtype.
     step : float or None
-        The grid step of a quantized column, in the column's units (values ``k * step``).
+        The grid step of a quantized column, in the column's units (values
+        ``origin + k * step``).
+    origin : float
+        A grid point of a quantized column, in the column's units: 0 for a decimal grid
+        (multiples of ``step``), a recorded value for a shifted grid (:func:`lattice_step`).
     atoms : ndarray or None
         Point masses of a continuous column, in the column's units.
     declared : bool
@@ -115,6 +123,7 @@ class ColumnSpec:
     step: float | None = None
     atoms: np.ndarray | None = None
     declared: bool = False
+    origin: float = 0.0
 
     @property
     def n_categories(self) -> int:
@@ -135,12 +144,14 @@ class ColumnSpec:
         """``(step, offset)`` of a quantized column in standardised units, the offset reduced
         to ``[-step/2, step/2]`` (grid points are ``offset + j * step``)."""
         step = self.step / self.scale
-        origin = -self.mean / self.scale  # where the user's 0 lands
+        origin = (self.origin - self.mean) / self.scale  # where a grid point lands
         return step, origin - step * np.round(origin / step)
 
     def snap(self, x: np.ndarray) -> np.ndarray:
         """Values moved to the centre of their grid cell, in the column's units."""
-        k = np.round(x / self.step)
+        k = np.round((x - self.origin) / self.step)
+        if self.origin != 0.0:  # a shifted grid has no decimals to round to
+            return self.origin + k * self.step
         digits = max(0, int(np.ceil(-np.log10(self.step))) + 1)
         return np.round(k * self.step, digits)
 
@@ -234,6 +245,47 @@ def grid_step(x: np.ndarray, *, allow_constant: bool = False) -> float | None:
     return None
 
 
+def lattice_step(x: np.ndarray) -> tuple[float, float] | None:
+    """The grid ``origin + k * step`` that at least :data:`GRID_COVERAGE` of ``x`` lies on, for
+    values that were recorded on a grid and then shifted and scaled (standardised by
+    ``StandardScaler``, converted from Celsius): ``(step, origin)``, or None.
+
+    The step is found among the gaps between neighbouring distinct values: gaps equal to
+    float64 precision (relative 1e-6) are grouped, the three most frequent are tried, and the
+    largest with the coverage wins; ``origin`` is the most frequent value (a grid point).
+    Truly continuous values have no repeated gap and no coverage. Values on a decimal grid
+    are found by :func:`grid_step` first (with ``origin`` 0).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    values, counts = np.unique(x, return_counts=True)
+    if values.size < 3:
+        return None
+    origin = float(values[np.argmax(counts)])
+    size = max(float(np.abs(values).max()), float(values[-1] - values[0]))
+    gaps = np.diff(values)
+    gaps = np.sort(gaps[gaps > 1e-9 * size])
+    if gaps.size == 0:
+        return None
+    # Groups of equal gaps: a new group starts where a gap exceeds its group's first by 1e-6.
+    starts = [0]
+    for i in range(1, gaps.size):
+        if gaps[i] > gaps[starts[-1]] * (1 + 1e-6):
+            starts.append(i)
+    bounds = np.append(starts, gaps.size)
+    sizes = np.diff(bounds)
+    best = None
+    for g in np.argsort(-sizes, kind="stable")[:3]:
+        if sizes[g] < 2:
+            break
+        step = float(np.median(gaps[bounds[g]:bounds[g + 1]]))
+        q = (x - origin) / step
+        if np.mean(np.abs(q - np.round(q)) <= 1e-6) >= GRID_COVERAGE and (
+            best is None or step > best
+        ):
+            best = step
+    return None if best is None else (best, origin)
+
+
 def detect_atoms(x: np.ndarray) -> np.ndarray:
     """The point masses of a continuous column: the values that repeat far more often than a
     continuous variable allows.
@@ -256,15 +308,23 @@ def detect_atoms(x: np.ndarray) -> np.ndarray:
 
 
 def detect_step(x: np.ndarray, scale: float | None = None) -> float | None:
-    """The grid of a numeric column, if the data make it visible; else None.
+    """The step of :func:`detect_grid` (None where it finds no grid)."""
+    grid = detect_grid(x, scale)
+    return None if grid is None else grid[0]
+
+
+def detect_grid(x: np.ndarray, scale: float | None = None) -> tuple[float, float] | None:
+    """The grid ``(step, origin)`` of a numeric column, if the data make it visible; else None.
 
     The rule (every threshold is a module constant):
 
     1. **On a grid.** ``step`` is the coarsest of 1, 2 or 5 times a power of ten
        (:data:`GRID_STEPS`, 5e6 down to 1e-8) such that at least 99% of the training values are
-       integer multiples of it (to float64 precision). The tolerance of 1% keeps a grid when a
-       few values are averages (red wine's alcohol: 15 of 1,599 values such as 10.0333 are off
-       its 0.1 grid; they fall in its cells).
+       integer multiples of it (to float64 precision), with ``origin`` 0. The tolerance of 1%
+       keeps a grid when a few values are averages (red wine's alcohol: 15 of 1,599 values
+       such as 10.0333 are off its 0.1 grid; they fall in its cells). Failing that, a shifted
+       and scaled grid (:func:`lattice_step`): the same values after ``StandardScaler`` are
+       on the grid ``origin + k * 0.1 / s``, and are the same data.
     2. **Visible.** Leaving out the point masses (:func:`detect_atoms`), at least 5% of the
        rows share their value with another row. A continuous variable recorded at resolution
        ``r`` with density ``p`` collides at a rate of about ``n r p``: a grid fine enough to
@@ -282,9 +342,12 @@ def detect_step(x: np.ndarray, scale: float | None = None) -> float | None:
         The column's standardisation scale (default: the standard deviation of ``x``).
     """
     x = np.asarray(x, dtype=np.float64)
-    step = grid_step(x)
+    step, origin = grid_step(x), 0.0
     if step is None:
-        return None
+        found = lattice_step(x)
+        if found is None:
+            return None
+        step, origin = found
     scale = float(x.std()) if scale is None else scale
     if not step >= GRID_MIN_STEP * scale:
         return None
@@ -293,7 +356,7 @@ def detect_step(x: np.ndarray, scale: float | None = None) -> float | None:
         return None
     _, counts = np.unique(rest, return_counts=True)
     repeated = counts[counts > 1].sum() / rest.size
-    return step if repeated >= GRID_REPEATS else None
+    return (step, origin) if repeated >= GRID_REPEATS else None
 
 
 _DATETIME_KINDS = ("datetime64", "datetime", "date", "timedelta64", "timedelta", "period", "time")
@@ -511,23 +574,28 @@ class TabularSchema:
             if not (np.isfinite(mean) and np.isfinite(std)):  # 1e300-scale data overflowed
                 mean, std = _mean_std(x)
             scale = std if np.isfinite(std) and std > 0 else 1.0
-            step = steps[j]
+            step, origin = steps[j], 0.0
             if step is None and types[j] == "quantized":
                 step = grid_step(x, allow_constant=True)
+                if step is None and (found := lattice_step(x)) is not None:
+                    step, origin = found
                 if step is None:
                     raise ValueError(
                         f"{_label(name)} is declared quantized, but its values lie on no grid "
-                        "of 1, 2 or 5 times a power of ten (1e-8 to 5e6); give its step, e.g. "
-                        f"quantization={{{name!r}: 0.25}}"
+                        "of 1, 2 or 5 times a power of ten (1e-8 to 5e6), shifted or not; give "
+                        f"its step, e.g. quantization={{{name!r}: 0.25}}"
                     )
             elif step is None and types[j] is None and quantization is not None:
-                step = detect_step(x, scale)
+                found = detect_grid(x, scale)
+                if found is not None:
+                    step, origin = found
             atoms = None
             if step is None and point_masses == "auto":
                 found = detect_atoms(x)
                 atoms = found if found.size else None
             columns.append(ColumnSpec(name, "continuous", None, mean, scale, dtype,
-                                      step=step, atoms=atoms, declared=declared))
+                                      step=step, atoms=atoms, declared=declared,
+                                      origin=origin))
         array_dtype = None if is_frame else np.asarray(X).dtype
         return cls(columns, is_frame, array_dtype, quantized_samples)
 
@@ -858,6 +926,7 @@ class TabularSchema:
         def integral(spec: ColumnSpec) -> bool:  # a column whose samples are all integers
             return spec.kind != "continuous" or (
                 spec.step is not None and on_grid and float(spec.step).is_integer()
+                and float(spec.origin).is_integer()
             )
 
         if self.is_frame:
