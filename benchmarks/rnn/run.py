@@ -48,7 +48,7 @@ def char_module(T: int, cell: str, hidden_size: int, n_layers: int) -> DensityMo
     net = RNN([VOCABULARY] * T, ["categorical"] * T, [VOCABULARY] * T, tie_keys=[0] * T,
               cell=cell, hidden_size=hidden_size, n_layers=n_layers, seed=0)
     with torch.no_grad():  # logits of a few units: the draws are neither uniform nor fixed
-        net.head_w[0].mul_(8.0)
+        net.heads.weight.mul_(8.0)
     return DensityModule(net, ColumnConditionals([Categorical(VOCABULARY)] * T)).eval()
 
 

@@ -66,10 +66,9 @@ def sample_prefix(module: DensityModule, n_samples: int, generator: torch.Genera
         for block in net.blocks:
             h = block(h)
         h = net.ln_f(h[:, -1])  # (B, C)
-        g, r = net._head_of[d]
         params = torch.zeros(n_samples, cond.n_params)
         a, b = cond.offsets[d], cond.offsets[d + 1]
-        params[:, a:b] = h @ net.head_w[g][r].T + net.head_b[g][r]
+        params[:, a:b] = net.heads.column(h, d)
         x[:, d] = cond.sample_column(params, d, generator)
     return x
 
@@ -78,7 +77,7 @@ def binary_module(D: int) -> DensityModule:
     torch.manual_seed(0)
     net = ARTransformer([1] * D, ["binary"] * D, [1] * D, seed=0, **SAMPLER)
     with torch.no_grad():  # spread the logits so the draws are not all near 1/2
-        net.head_b[0].normal_(0, 2.0)
+        net.heads.bias.normal_(0, 2.0)
     return DensityModule(net, ColumnConditionals([Bernoulli()] * D)).eval()
 
 
