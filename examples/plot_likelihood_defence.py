@@ -14,7 +14,7 @@ Here a :class:`~sklearn.linear_model.LogisticRegression` classifies scikit-learn
 from ``coef_``: for the true class ``y``, ``grad_x = W^T (softmax(W x + b) - e_y)``. Two steps
 of one grey level along its sign make the adversarial images; random steps of one grey level
 make the noisy ones. :class:`~skar.anomaly.DensityOutlierDetector` wraps a
-:class:`~skar.PixelCNNDensity` and a :class:`~skar.models.pixelrnn.PixelRNNDensity` fitted to
+:class:`~skar.PixelCNNDensity` and a :class:`~skar.PixelRNNDensity` fitted to
 clean training images; each image's log-likelihood is its score, and the AUROC says how well it
 separates perturbed from clean test images (1 is perfect, 0.5 chance). Tiny models, a few
 epochs: well under a minute on a laptop CPU.
@@ -29,9 +29,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
-from skar import PixelCNNDensity
+from skar import PixelCNNDensity, PixelRNNDensity
 from skar.anomaly import DensityOutlierDetector
-from skar.models.pixelrnn import PixelRNNDensity
 
 X, y = load_digits(return_X_y=True)
 X = X.astype(np.int64)  # (1797, 64), grey levels 0 .. 16

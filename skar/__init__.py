@@ -11,6 +11,7 @@ from .models.made import MADEDensity
 from .models.masde import MASDEDensity
 from .models.nade import NADEDensity, RNADEDensity
 from .models.pixelcnn import PixelCNNDensity
+from .models.pixelrnn import PixelRNNDensity
 from .models.rnn import RNNDensity
 from .models.transformer import ARTransformerDensity
 from .models.wavenet import WaveNetDensity
@@ -18,5 +19,6 @@ from .models.wavenet import WaveNetDensity
 __version__ = "0.1.0"
 
 __all__ = ["ARTransformerDensity", "CDFDensity", "DensityOutlierDetector", "DocNADEDensity",
-           "MADEDensity", "MASDEDensity", "NADEDensity", "PixelCNNDensity", "RNADEDensity",
+           "MADEDensity", "MASDEDensity", "NADEDensity", "PixelCNNDensity", "PixelRNNDensity",
+           "RNADEDensity",
            "RNNDensity", "WaveNetDensity", "__version__"]

@@ -21,6 +21,8 @@ EXAMPLE_NEEDS: dict[str, list[str]] = {
     "plot_anomaly_detection.py": ["skar.MADEDensity", "skar.anomaly.DensityOutlierDetector"],
     "plot_wavenet_sequences.py": ["skar.WaveNetDensity", "skar.datasets.make_windows"],
     "plot_cdf.py": ["skar.CDFDensity"],
+    "plot_likelihood_defence.py": [
+        "skar.PixelCNNDensity", "skar.PixelRNNDensity", "skar.anomaly.DensityOutlierDetector"],
 }
 
 

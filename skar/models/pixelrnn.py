@@ -596,7 +596,7 @@ class PixelRNNDensity(BaseImageDensity):
     Examples
     --------
     >>> import numpy as np
-    >>> from skar.models.pixelrnn import PixelRNNDensity
+    >>> from skar import PixelRNNDensity
     >>> rng = np.random.RandomState(0)
     >>> X = (rng.rand(100, 16) < 0.3).astype(int)  # 100 binary 4 x 4 images
     >>> y = rng.randint(2, size=100)
