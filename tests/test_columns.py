@@ -14,7 +14,7 @@ import torch
 from scipy import stats
 from scipy.special import logsumexp, softmax
 
-from skar import ARTransformerDensity, MADEDensity, NADEDensity, RNADEDensity
+from skar import ARTransformerDensity, MADEDensity, MASDEDensity, NADEDensity, RNADEDensity
 from skar.anomaly import DensityOutlierDetector
 from skar.datasets import load_rnade_uci
 from skar.distributions import Categorical, ColumnConditionals, Mixture, log_cell_prob
@@ -444,6 +444,7 @@ TABULAR = {
     "rnade": lambda **kw: RNADEDensity(hidden_layer_sizes=(8,), n_components=2, **TINY, **kw),
     "transformer": lambda **kw: ARTransformerDensity(d_model=8, n_heads=2, n_layers=1,
                                                      n_components=2, **TINY, **kw),
+    "masde": lambda **kw: MASDEDensity(hidden_layer_sizes=(8,), n_components=2, **TINY, **kw),
 }
 WITH_NADE = {**TABULAR,
              "nade": lambda **kw: NADEDensity(hidden_layer_sizes=(8,), **TINY, **kw)}

@@ -70,7 +70,12 @@ from scipy.sparse.csgraph import breadth_first_order, minimum_spanning_tree
 from sklearn.utils._param_validation import Interval, StrOptions
 from torch import Tensor, nn
 
-from ..base import MIXTURE_CONSTRAINTS, BaseAutoregressiveDensity, shared_params
+from ..base import (
+    MIXTURE_CONSTRAINTS,
+    RECIPE_CONSTRAINTS,
+    BaseAutoregressiveDensity,
+    shared_params,
+)
 from ..distributions import ColumnConditionals
 from ..nn import MaskedLinear, OrderedNetwork, OrderingEnsemble
 from ..schema import OneHotInputs, TabularSchema
@@ -633,6 +638,7 @@ class MASDEDensity(BaseAutoregressiveDensity):
     _parameter_constraints: dict = {
         **BaseAutoregressiveDensity._parameter_constraints,
         **MIXTURE_CONSTRAINTS,
+        **RECIPE_CONSTRAINTS,
         "structure": [StrOptions({"chow-liu"}), "array-like"],
         "hidden_layer_sizes": ["array-like"],
         "n_orderings": [Interval(Integral, 1, None, closed="left")],
@@ -651,6 +657,12 @@ class MASDEDensity(BaseAutoregressiveDensity):
         direct_connections: bool = True,
         activation: str = "relu",
         categorical_features: Any = None,
+        feature_types: Any = None,
+        quantization: Any = "auto",
+        point_masses: str | None = "auto",
+        min_scale: float = 1e-3,
+        handle_unknown: str = "zero_probability",
+        quantized_samples: str = "grid",
         batch_size: Any = "auto",
         learning_rate_init: float = 1e-3,
         max_iter: int = 200,
@@ -659,6 +671,10 @@ class MASDEDensity(BaseAutoregressiveDensity):
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,
         tol: float = 1e-4,
+        lr_schedule: str | None = None,
+        average_weights: float = 0.0,
+        patience_fraction: float = 0.0,
+        refit: bool = False,
         random_state: Any = None,
         verbose: int = 0,
         device: str = "auto",
