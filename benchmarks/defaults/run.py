@@ -73,7 +73,6 @@ Writes ``benchmarks/results/<out>.md`` and ``<out>.png`` (default ``defaults_<la
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import math
 import os
@@ -156,8 +155,12 @@ def _pca15(tr: np.ndarray, te: np.ndarray, seed: int) -> tuple[np.ndarray, np.nd
     return pca.transform(tr), pca.transform(te)
 
 
-@functools.cache
+_WINE: list[pd.DataFrame] = []  # a module-level cache (see _commit for why not functools)
+
+
 def _wine_frame() -> pd.DataFrame:
+    if _WINE:
+        return _WINE[0]
     parts = []
     for color in ("red", "white"):
         df = load_wine_quality(color=color, as_frame=True).frame.copy()
@@ -167,6 +170,7 @@ def _wine_frame() -> pd.DataFrame:
     df["color"] = pd.Categorical(df["color"], categories=["red", "white"])
     df["quality"] = pd.Categorical(df["quality"].astype(int),
                                    categories=sorted(df["quality"].astype(int).unique()))
+    _WINE.append(df)
     return df
 
 
@@ -789,18 +793,29 @@ def main() -> None:
     plot(cells, datasets, RESULTS / f"{out}.png", args.label)
 
 
-@functools.lru_cache(maxsize=1)
+_COMMIT: dict[str, str] = {}
+
+
 def _commit() -> str:
-    """The commit of the skar source imported (``+dirty`` if its tree has edits)."""
-    src = Path(skar.__file__).parent
-    try:
-        head = subprocess.run(["git", "-C", str(src), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(src), "status", "--porcelain", "--", "."],
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return head + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    """The commit of the skar source imported (``+dirty`` if its tree has edits), looked up
+    once per process.
+
+    A plain function with a module-level cache, not ``functools.lru_cache``: the script runs
+    as ``__main__``, so joblib's workers receive ``_cell`` and what it calls pickled by value,
+    and an ``lru_cache`` wrapper is pickled by reference to ``__main__._commit``, which a
+    worker's ``__main__`` does not have (``--jobs 2`` failed to unpickle it).
+    """
+    if "sha" not in _COMMIT:
+        src = Path(skar.__file__).parent
+        try:
+            head = subprocess.run(["git", "-C", str(src), "rev-parse", "--short", "HEAD"],
+                                  capture_output=True, text=True, check=True).stdout.strip()
+            dirty = subprocess.run(["git", "-C", str(src), "status", "--porcelain", "--", "."],
+                                   capture_output=True, text=True, check=True).stdout.strip()
+            _COMMIT["sha"] = head + ("+dirty" if dirty else "")
+        except (OSError, subprocess.CalledProcessError):
+            _COMMIT["sha"] = "unknown"
+    return _COMMIT["sha"]
 
 
 if __name__ == "__main__":
