@@ -603,10 +603,11 @@ def build_net(
     )
 
 
-def history_frame(net: NeuralNet) -> pd.DataFrame:
-    """Per-epoch train and validation NLL (nats per row, user units) as a DataFrame."""
+def history_frame(net: NeuralNet, history: History | None = None) -> pd.DataFrame:
+    """Per-epoch train and validation NLL (nats per row, user units) as a DataFrame, of
+    ``history`` (default: ``net.history``)."""
     rows = []
-    for h in net.history:
+    for h in net.history if history is None else history:
         rows.append(
             {
                 "epoch": h["epoch"],
