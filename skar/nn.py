@@ -22,18 +22,25 @@ These blocks are the pieces every family used to write again:
 - :func:`tie_keys_of`: the ``tie_keys`` that tie the columns of one kind and one category
   list, for sequences read through a table's columns;
 - :func:`sample_stepwise`: the loop of an exact incremental sampler (a key/value cache, a
-  carried recurrent state), drawing what :func:`skar.base.sample_plain` draws.
+  carried recurrent state), drawing what :func:`skar.base.sample_plain` draws;
+- :class:`ConditionalTabularMixin` and :class:`ContextTokens`: ``fit(X, y)`` learning
+  ``p(x | y)``, ``y`` encoded by its own schema into context units, and those units as one
+  token per ``y`` column for a model that attends to them.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable, Sequence
+from numbers import Integral
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import _num_samples, check_is_fitted
 from torch import Tensor, nn
 
 from .base import AutoregressiveNetwork, DensityModule, member_rows
@@ -41,6 +48,8 @@ from .schema import TabularSchema
 
 __all__ = [
     "ColumnHeads",
+    "ConditionalTabularMixin",
+    "ContextTokens",
     "MaskedConv2d",
     "MaskedLinear",
     "OrderedNetwork",
@@ -531,3 +540,272 @@ def sample_stepwise(
             xm[:, d] = cond.sample_column(params, d, generator)
         x[rows] = xm
     return x
+
+
+# ---------------------------------------------------------------------------- conditioning
+class ContextTokens(nn.Module):
+    """One token per column of the conditioning input ``y`` (an encoder's memory).
+
+    The context of a conditional tabular model is ``y`` encoded column by column
+    (:class:`ConditionalTabularMixin`): a categorical column as its one-hot units, a binary one
+    as 0/1, a numeric one standardised. Column ``t``'s token is
+
+    .. math::  m_t = \\sum_{u \\in t} c_u\\, W_u + b_t,
+
+    a table row for a one-hot column and ``c w_t + b_t`` for a number, the analogue of
+    :class:`ValueEmbedding` for ``y``. A model attends to the tokens (the Transformer's
+    cross-attention) or sums them.
+
+    Parameters
+    ----------
+    context_sizes : list of int
+        Units of every ``y`` column (K for a categorical column, else 1).
+    width : int
+        Width ``C`` of the tokens.
+    """
+
+    def __init__(self, context_sizes: Sequence[int], width: int) -> None:
+        super().__init__()
+        self.n_tokens = len(context_sizes)
+        column_of_unit = np.repeat(np.arange(len(context_sizes)), context_sizes)
+        self.register_buffer("column_of_unit", torch.as_tensor(column_of_unit),
+                             persistent=False)
+        self.weight = nn.Parameter(torch.empty(int(sum(context_sizes)), width))
+        self.bias = nn.Parameter(torch.zeros(len(context_sizes), width))
+        nn.init.normal_(self.weight, std=0.02)
+
+    def forward(self, context: Tensor) -> Tensor:
+        """``(B, U)`` context units -> ``(B, T, C)`` tokens, one per ``y`` column."""
+        parts = context.unsqueeze(-1).to(self.weight.dtype) * self.weight  # (B, U, C)
+        tokens = self.bias.expand(context.shape[0], -1, -1).clone()  # (B, T, C)
+        return tokens.index_add_(1, self.column_of_unit, parts)
+
+
+def _as_context(y: Any) -> Any:
+    """``y`` as a 2-D table: a DataFrame stays one, a Series becomes a one-column frame, an
+    array-like of shape ``(n,)`` one column and of shape ``(n, k)`` ``k`` columns."""
+    if isinstance(y, pd.DataFrame):
+        return y
+    if isinstance(y, pd.Series):
+        return y.to_frame()
+    y = np.asarray(y)
+    if y.ndim == 1:
+        return y.reshape(-1, 1)
+    if y.ndim != 2:
+        raise ValueError(
+            f"y must be 1-D (one column) or 2-D (one row per sample); got shape {y.shape}"
+        )
+    return y
+
+
+def _context_units(schema: TabularSchema, Z: np.ndarray) -> np.ndarray:
+    """Encoded ``y`` (codes, 0/1, standardised numbers) -> ``(n, U)`` float32 context units,
+    a categorical column expanded to its one-hot units."""
+    blocks = []
+    for j, spec in enumerate(schema.columns):
+        if spec.kind == "categorical":
+            blocks.append(np.eye(spec.n_categories, dtype=np.float32)[Z[:, j].astype(np.int64)])
+        else:
+            blocks.append(Z[:, j : j + 1])
+    return np.concatenate(blocks, axis=1).astype(np.float32)
+
+
+class ConditionalTabularMixin:
+    """``fit(X, y)`` learns the conditional density ``p(x | y)`` (a mixin of the tabular
+    estimators; put it before :class:`~skar.base.BaseAutoregressiveDensity` in the bases).
+
+    ``y`` may be one or several columns, numeric, binary or categorical: a Series, a DataFrame,
+    or an array of shape ``(n,)`` or ``(n, k)``. It gets its own
+    :class:`~skar.schema.TabularSchema`, ``context_schema_`` (numbers standardised, never
+    quantized; categories one-hot), and reaches the network as one row of context units per
+    sample through :meth:`~skar.base.BaseAutoregressiveDensity._encode_context`. Each network
+    decides how the context enters (MADE: every hidden unit; the Transformer:
+    cross-attention; NADE: a conditioning bias). The network's context layers exist only when
+    ``y`` is given: ``fit(X)`` builds, draws and scores exactly as an unconditional model.
+
+    Scoring and sampling follow the fit:
+
+    - fitted with ``y``: ``score_samples(X, y)`` is ``log p(x | y)`` and ``sample(n, y=...)``
+      draws from it. Without ``y``, a model whose training ``y`` took at most
+      :attr:`max_marginal_contexts` distinct rows ``y_j`` (frequencies ``pi_j``) scores the
+      marginal ``log p(x) = log sum_j pi_j p(x | y_j)`` and samples ``y_j ~ pi`` first (as
+      :class:`~skar.PixelCNNDensity` does with its classes); with more distinct rows (a
+      continuous ``y``) the marginal would cost a pass per training row, so a ValueError says
+      that ``y`` is needed. ``score_samples_per_feature`` always needs ``y``.
+    - fitted without ``y``: passing ``y`` to a scoring or sampling method raises a ValueError
+      (the model is ``p(x)`` and cannot condition; ignoring ``y`` silently would return
+      ``log p(x)`` where ``log p(x | y)`` was asked for).
+    """
+
+    #: Most distinct training rows of ``y`` for which scoring without ``y`` returns the
+    #: marginal over them (one network pass per row).
+    max_marginal_contexts: int = 100
+
+    _CONTEXT_ATTRIBUTES = ("context_schema_", "context_values_", "context_prior_")
+
+    def _fitted_with_y(self) -> bool:
+        return getattr(self, "context_schema_", None) is not None
+
+    def _context_sizes(self) -> list[int] | None:
+        """Units of every ``y`` column (``_build_network``'s argument), None without ``y``."""
+        if not self._fitted_with_y():
+            return None
+        return self.context_schema_.input_sizes
+
+    def _encode_context(self, y: Any, *, reset: bool) -> np.ndarray | None:
+        """``y`` -> ``(n, U)`` float32 context units (categorical one-hot, numbers
+        standardised), learning ``context_schema_`` in fit."""
+        if reset:
+            for name in self._CONTEXT_ATTRIBUTES:
+                self.__dict__.pop(name, None)
+            if y is None:
+                return None
+            Y = _as_context(y)
+            self._check_context_complete(Y)
+            try:
+                schema = TabularSchema.from_data(Y, quantization=None, point_masses=None)
+            except (ValueError, TypeError) as exc:
+                raise type(exc)(f"in y: {exc}") from None
+            units = _context_units(schema, schema.encode(Y))
+            self.context_schema_ = schema
+            _, first, counts = np.unique(units, axis=0, return_index=True, return_counts=True)
+            if len(first) <= self.max_marginal_contexts:
+                rows = np.sort(first)
+                order = np.argsort(first)
+                values = Y.iloc[rows].reset_index(drop=True) if isinstance(
+                    Y, pd.DataFrame) else Y[rows]
+                self.context_values_ = values
+                self.context_prior_ = counts[order] / counts.sum()
+            return units
+        if not self._fitted_with_y():
+            if y is not None:
+                raise ValueError(
+                    f"{type(self).__name__} was fitted without y, so it models p(x) and cannot "
+                    "condition on y; fit it with fit(X, y) to learn p(x | y), or call this "
+                    "method without y"
+                )
+            return None
+        if y is None:
+            raise ValueError(self._y_needed_message())
+        Y = _as_context(y)
+        schema = self.context_schema_
+        if Y.shape[1] != schema.n_features:
+            raise ValueError(
+                f"y has {Y.shape[1]} column(s), but {type(self).__name__} was fitted with "
+                f"{schema.n_features} y column(s)"
+            )
+        if schema.is_frame and isinstance(Y, pd.DataFrame):
+            names = [c.name for c in schema.columns]
+            if list(Y.columns) != names:
+                raise ValueError(
+                    f"y has the columns {list(Y.columns)}, but was fitted with {names}"
+                )
+        self._check_context_complete(Y)
+        try:
+            Z = schema.encode(Y)
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"in y: {exc}") from None
+        return _context_units(schema, Z)
+
+    def _y_needed_message(self) -> str:
+        return (
+            f"{type(self).__name__} was fitted with y (it models p(x | y)): pass y, one row "
+            "per sample. Without y only a model whose training y took at most "
+            f"max_marginal_contexts={self.max_marginal_contexts} distinct values scores or "
+            "samples the marginal p(x) (this one's took more)"
+        )
+
+    @staticmethod
+    def _check_context_complete(Y: Any) -> None:
+        for j in range(Y.shape[1]):
+            col = Y.iloc[:, j] if isinstance(Y, pd.DataFrame) else Y[:, j]
+            missing = np.asarray(pd.isna(col), dtype=bool)
+            if missing.any():
+                row = int(np.flatnonzero(missing)[0])
+                name = Y.columns[j] if isinstance(Y, pd.DataFrame) else j
+                raise ValueError(
+                    f"y column {name!r} holds a missing value ({np.asarray(col)[row]!r}) at "
+                    f"row {row}; the conditioning y must be complete (impute or drop those "
+                    "rows)"
+                )
+
+    def _context_support(self) -> tuple[Any, np.ndarray]:
+        """The distinct training rows of ``y`` and their frequencies, or the ValueError."""
+        if getattr(self, "context_values_", None) is None:
+            raise ValueError(self._y_needed_message())
+        return self.context_values_, self.context_prior_
+
+    def score_samples(self, X: Any, y: Any = None) -> np.ndarray:
+        """Log density of every row, natural log, in the units of ``X``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        y : array-like, Series or DataFrame of shape (n_samples,) or (n_samples, n_y), \
+default=None
+            For a model fitted with ``y``: the conditioning values, one row per row of ``X``.
+
+        Returns
+        -------
+        log_density : ndarray of shape (n_samples,), float64
+            ``log p(x | y)`` for a model fitted with ``y``; ``log p(x)`` for one fitted
+            without. A model fitted with ``y`` and scored without it returns the marginal
+            ``log sum_j pi_j p(x | y_j)`` over the distinct training rows ``y_j`` when there
+            are at most :attr:`max_marginal_contexts` of them, and raises a ValueError
+            otherwise.
+        """
+        if y is not None or not self._fitted_with_y():
+            return super().score_samples(X, y)
+        values, prior = self._context_support()
+        n = _num_samples(X)
+        total = None
+        for j, pi in enumerate(prior):
+            yj = _repeat_row(values, j, n)
+            s = super().score_samples(X, yj) + np.log(pi)
+            total = s if total is None else np.logaddexp(total, s)
+        return total
+
+    def sample(self, n_samples: int = 1, random_state: Any = None, y: Any = None) -> Any:
+        """Draw rows from the fitted density.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+        random_state : int, RandomState instance or None, default=None
+            Seeds the draw; ``None`` uses the estimator's ``random_state``.
+        y : scalar, dict, array-like, Series or DataFrame, default=None
+            For a model fitted with ``y``: one row of ``y`` per sample, or a single row (a
+            scalar, a dict from ``y`` column to value, a one-row frame) for every sample.
+            ``None`` first draws ``y`` from its training rows (when the marginal is
+            available, see :meth:`score_samples`).
+
+        Returns
+        -------
+        X : ndarray or DataFrame of shape (n_samples, n_features)
+        """
+        check_is_fitted(self)
+        if not self._fitted_with_y() or not isinstance(n_samples, Integral) or n_samples < 1:
+            return super().sample(n_samples, random_state=random_state, y=y)
+        if y is None:
+            values, prior = self._context_support()
+            rs = check_random_state(self.random_state if random_state is None else random_state)
+            rows = rs.choice(len(prior), n_samples, p=prior)
+            y = values.iloc[rows] if isinstance(values, pd.DataFrame) else values[rows]
+            return super().sample(n_samples, random_state=rs, y=y)
+        if isinstance(y, dict):
+            y = pd.DataFrame({k: [v] for k, v in y.items()})
+        if np.ndim(y) == 0:
+            y = [y]
+        Y = _as_context(y)
+        width = self.context_schema_.n_features
+        if not isinstance(y, (pd.DataFrame, pd.Series)) and np.ndim(y) == 1 and width > 1:
+            Y = np.asarray(y).reshape(1, -1)  # one row of several y columns
+        if Y.shape[0] == 1 and n_samples > 1:
+            Y = _repeat_row(Y, 0, n_samples)
+        return super().sample(n_samples, random_state=random_state, y=Y)
+
+
+def _repeat_row(values: Any, j: int, n: int) -> Any:
+    if isinstance(values, pd.DataFrame):
+        return values.iloc[[j] * n].reset_index(drop=True)
+    return np.repeat(np.asarray(values)[j : j + 1], n, axis=0)

@@ -23,6 +23,19 @@ is exactly the fully visible sigmoid belief net (FVSBN, Frey 1998):
 
 Order- and connectivity-agnostic training (``n_orderings > 1``) draws one of ``n_orderings`` fixed
 (ordering, degrees) sets per minibatch; scoring averages the masks' probabilities.
+
+**Conditioning** (``fit(X, y)``, :math:`p(x \\mid y)`): the context units ``c`` of ``y``
+(:class:`skar.nn.ConditionalTabularMixin`) reach every hidden unit and every output through
+unmasked weights,
+
+.. math::
+
+    h^{l} = g\\left((W^{l} \\odot M^{l}) h^{l-1} + b^{l} + U^{l} c\\right), \\qquad
+    \\theta = (W^{\\text{out}} \\odot M^{\\text{out}}) h^{L} + b + U^{\\text{out}} c + \\dots,
+
+the conditional MADE of Papamakarios, Pavlakou & Murray (Masked Autoregressive Flow, NeurIPS
+2017): ``c`` is not an input of the chain, so the masks, and the autoregressive property in
+``x``, are unchanged.
 """
 
 from __future__ import annotations
@@ -46,7 +59,7 @@ from ..base import (
     user_stacklevel,
 )
 from ..distributions import ColumnConditionals
-from ..nn import MaskedLinear, OrderedNetwork, OrderingEnsemble
+from ..nn import ConditionalTabularMixin, MaskedLinear, OrderedNetwork, OrderingEnsemble
 from ..schema import OneHotInputs, TabularSchema
 
 __all__ = ["MADE", "MADEDensity"]
@@ -80,6 +93,10 @@ class MADE(OrderedNetwork):
     activation : str
     seed : int
         Seeds the orderings, the hidden degrees and the per-minibatch mask draws.
+    context_sizes : list of int or None, default=None
+        Units of every column of the conditioning ``y``
+        (:meth:`skar.nn.ConditionalTabularMixin._context_sizes`); None for an unconditional
+        network, which then has no context weights at all.
 
     Attributes
     ----------
@@ -88,6 +105,11 @@ class MADE(OrderedNetwork):
         per-minibatch mask draws.
     hidden, output, direct : skar.nn.MaskedLinear
         The masked layers; ``layer.mask[k]`` is mask ``k``'s connectivity.
+    context_hidden : torch.nn.ModuleList of torch.nn.Linear, or None
+        ``U^l``: the context into every hidden layer (conditional networks only).
+    context_output : torch.nn.Linear or None
+        ``U^out``: the context into every output, zero at the start (conditional networks
+        only).
     """
 
     def __init__(
@@ -101,6 +123,7 @@ class MADE(OrderedNetwork):
         direct_connections: bool = True,
         activation: str = "relu",
         seed: int = 0,
+        context_sizes: list[int] | None = None,
     ) -> None:
         super().__init__()
         D = len(input_sizes)
@@ -140,6 +163,19 @@ class MADE(OrderedNetwork):
                        if use_direct else None)
         self.activation = _ACTIVATIONS[activation]()
 
+        # Created last, and only with y: an unconditional network draws exactly what it drew
+        # before conditioning existed.
+        self.context_hidden = self.context_output = None
+        if context_sizes is not None:
+            n_ctx = int(sum(context_sizes))
+            self.context_hidden = nn.ModuleList(
+                nn.Linear(n_ctx, width, bias=False) for width in hidden_layer_sizes
+            )
+            # Zero, so that a marginal start (init_params="marginals") is still the product
+            # of the marginals whatever y is; the gradient moves it from the first step.
+            self.context_output = nn.Linear(n_ctx, n_out, bias=False)
+            nn.init.zeros_(self.context_output.weight)
+
     def init_marginals(self, theta0: Tensor, independent: Tensor) -> None:
         """The last layer's biases to ``theta0`` and the weights into the parameters flagged
         ``independent`` to zero, in the output and the direct layer alike (see
@@ -151,26 +187,43 @@ class MADE(OrderedNetwork):
             if layer is not None:
                 layer.weight[independent.to(layer.weight.device)] = 0.0
 
-    def forward(self, x: Tensor, member: int = 0) -> Tensor:
-        """``(B, D)`` encoded rows -> ``(B, n_params)`` conditional parameters."""
-        return self.forward_units(self.inputs(x), member)
+    def forward(self, x: Tensor, member: int = 0, context: Tensor | None = None) -> Tensor:
+        """``(B, D)`` encoded rows -> ``(B, n_params)`` conditional parameters; ``context``
+        ``(B, U)`` is required by a conditional network and refused by another."""
+        return self.forward_units(self.inputs(x), member, context)
 
-    def forward_units(self, h0: Tensor, member: int = 0) -> Tensor:
+    def forward_units(
+        self, h0: Tensor, member: int = 0, context: Tensor | None = None
+    ) -> Tensor:
         """The masked MLP on input units ``(B, n_in)`` (one-hot already expanded)."""
+        if (context is None) != (self.context_output is None):
+            raise ValueError(
+                "this MADE was built "
+                + ("with" if self.context_output is not None else "without")
+                + " context layers; pass context exactly when it has them"
+            )
         h = h0
-        for layer in self.hidden:
-            h = self.activation(layer(h, member))
+        for li, layer in enumerate(self.hidden):
+            a = layer(h, member)
+            if context is not None:
+                a = a + self.context_hidden[li](context.to(a.dtype))
+            h = self.activation(a)
         out = 0.0
         if self.output is not None:
             out = self.output(h, member)
         if self.direct is not None:
             out = out + self.direct(h0, member)
+        if context is not None:
+            out = out + self.context_output(context.to(h0.dtype))
         return out  # (B, n_params)
 
 
-class MADEDensity(BaseAutoregressiveDensity):
+class MADEDensity(ConditionalTabularMixin, BaseAutoregressiveDensity):
     """Density estimation with a masked autoencoder (MADE), for any mix of column kinds.
 
+    ``fit(X)`` learns ``p(x)``; ``fit(X, y)`` learns the conditional density ``p(x | y)``, with
+    ``y`` (one or several columns, numeric or categorical) fed to every hidden unit
+    (:class:`skar.nn.ConditionalTabularMixin` says how ``y`` is encoded, scored and sampled).
     Each conditional ``p(x_{o_i} | x_{o_<i})`` is a Bernoulli (binary columns), a Categorical
     (categorical columns) or a mixture of ``n_components`` Gaussians (continuous columns),
     whose parameters come from one masked MLP in one forward pass (Germain et al. 2015).
@@ -222,6 +275,13 @@ class MADEDensity(BaseAutoregressiveDensity):
         Per-epoch ``train_nll`` and ``valid_nll`` (nats per row, units of X) and duration.
     n_iter_ : int
         Number of epochs run.
+    context_schema_ : skar.schema.TabularSchema
+        Kinds, categories and scaling of the columns of ``y`` (only when fitted with ``y``).
+    context_values_ : ndarray or DataFrame
+        The distinct training rows of ``y``, in order of first appearance (only when fitted
+        with at most ``max_marginal_contexts`` of them).
+    context_prior_ : ndarray
+        Their frequencies in the training ``y``.
 
     See Also
     --------
@@ -243,6 +303,15 @@ class MADEDensity(BaseAutoregressiveDensity):
     >>> est.score_samples(X[:3]).shape
     (3,)
     >>> est.sample(2, random_state=0).shape
+    (2, 2)
+
+    Conditioned on a label:
+
+    >>> y = np.where(X[:, 0] > 0, "right", "left")
+    >>> cond = MADEDensity(hidden_layer_sizes=(16,), max_iter=5, random_state=0).fit(X, y)
+    >>> cond.score_samples(X[:3], y[:3]).shape
+    (3,)
+    >>> cond.sample(2, y="right", random_state=0).shape
     (2, 2)
     """
 
@@ -353,4 +422,5 @@ class MADEDensity(BaseAutoregressiveDensity):
             direct_connections=self.direct_connections,
             activation=self.activation,
             seed=seed,
+            context_sizes=self._context_sizes(),
         )
