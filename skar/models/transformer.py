@@ -36,6 +36,20 @@ cached sampler stores them and computes one query per layer per step: D steps of
 With ``n_orderings > 1`` the weights are shared by several orderings (order-agnostic training,
 Uria et al. 2014): each minibatch trains one ordering, and scoring averages the orderings'
 probabilities.
+
+**Conditioning** (``fit(X, y)``, :math:`p(x \\mid y)`): the encoder-decoder of Vaswani et al.
+(2017). The encoder turns ``y`` into one token per ``y`` column,
+``m_t = LN(sum_{u in t} c_u W_u + b_t)`` (:class:`skar.nn.ContextTokens`; no self-attention
+among them, ``y`` having few columns), and every block of the decoder gets a cross-attention
+sub-layer between its self-attention and its MLP,
+
+.. math::
+
+    a' = a + \\mathrm{MHA}(\\mathrm{LN}(a), m, m),
+
+whose queries are the positions and whose keys and values are the ``y`` tokens. ``y`` is not a
+position of the sequence, so causality in ``x`` is unchanged, and the key/value cache of the
+sampler holds the self-attention only (the tokens are fixed for a row).
 """
 
 from __future__ import annotations
@@ -63,10 +77,17 @@ from ..base import (
     start_at_marginals,
 )
 from ..distributions import ColumnConditionals
-from ..nn import ColumnHeads, OrderedNetwork, OrderingEnsemble, shift_right
+from ..nn import (
+    ColumnHeads,
+    ConditionalTabularMixin,
+    ContextTokens,
+    OrderedNetwork,
+    OrderingEnsemble,
+    shift_right,
+)
 from ..schema import TabularSchema
 
-__all__ = ["ARTransformer", "ARTransformerDensity", "sample_kv_cached"]
+__all__ = ["ARTransformer", "ARTransformerDensity", "CrossAttention", "sample_kv_cached"]
 
 
 class CausalSelfAttention(nn.Module):
@@ -173,15 +194,52 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(d_model)
         self.mlp = MLP(d_model, dropout)
 
-    def forward(self, h: Tensor) -> Tensor:
-        """``(B, T, C)`` -> ``(B, T, C)``."""
+    def forward(
+        self, h: Tensor, cross: CrossAttention | None = None, memory: Tensor | None = None
+    ) -> Tensor:
+        """``(B, T, C)`` -> ``(B, T, C)``; ``cross`` attends to ``memory`` between the
+        self-attention and the MLP (conditional networks)."""
         h = h + self.attn(self.ln_1(h))
+        if cross is not None:
+            h = h + cross(h, memory)
         return h + self.mlp(self.ln_2(h))
 
-    def step(self, h: Tensor, k_cache: Tensor, v_cache: Tensor, i: int) -> Tensor:
+    def step(
+        self,
+        h: Tensor,
+        k_cache: Tensor,
+        v_cache: Tensor,
+        i: int,
+        cross: CrossAttention | None = None,
+        memory: Tensor | None = None,
+    ) -> Tensor:
         """``(B, 1, C)`` at position ``i`` -> ``(B, 1, C)``, reading and extending the cache."""
         h = h + self.attn.step(self.ln_1(h), k_cache, v_cache, i)
+        if cross is not None:
+            h = h + cross(h, memory)
         return h + self.mlp(self.ln_2(h))
+
+
+class CrossAttention(nn.Module):
+    """Pre-norm cross-attention of the positions to the context tokens:
+    ``MHA(LN(h), m, m)`` (:class:`torch.nn.MultiheadAttention`), then dropout.
+
+    Parameters
+    ----------
+    d_model, n_heads : int
+    dropout : float
+    """
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.ln = nn.LayerNorm(d_model)
+        self.attn = nn.MultiheadAttention(d_model, n_heads, dropout=dropout, batch_first=True)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, h: Tensor, memory: Tensor) -> Tensor:
+        """``(B, T, C)`` queries, ``(B, T_y, C)`` tokens -> ``(B, T, C)``."""
+        out, _ = self.attn(self.ln(h), memory, memory, need_weights=False)
+        return self.drop(out)
 
 
 class ARTransformer(OrderedNetwork):
@@ -211,6 +269,10 @@ class ARTransformer(OrderedNetwork):
     order : "natural", "random" or array of int
     seed : int
         Seeds the orderings and the per-minibatch ordering draws.
+    context_sizes : list of int or None, default=None
+        Units of every column of the conditioning ``y``
+        (:meth:`skar.nn.ConditionalTabularMixin._context_sizes`); None for an unconditional
+        network, which then has no encoder and no cross-attention.
 
     Attributes
     ----------
@@ -219,6 +281,10 @@ class ARTransformer(OrderedNetwork):
         per-minibatch ordering draws.
     heads : skar.nn.ColumnHeads
         The per-column output heads.
+    context_tokens : skar.nn.ContextTokens or None
+        The encoder of ``y`` (conditional networks only), followed by ``ln_context``.
+    cross : torch.nn.ModuleList of CrossAttention or None
+        One cross-attention per block (conditional networks only).
     """
 
     def __init__(
@@ -233,6 +299,7 @@ class ARTransformer(OrderedNetwork):
         n_orderings: int = 1,
         order: Any = "natural",
         seed: int = 0,
+        context_sizes: list[int] | None = None,
     ) -> None:
         super().__init__()
         if d_model % n_heads:
@@ -282,6 +349,17 @@ class ARTransformer(OrderedNetwork):
                                          rng)
         self._init_weights(n_layers)
 
+        # Created last, and only with y: an unconditional network draws what it drew before.
+        self.context_tokens = self.ln_context = self.cross = None
+        if context_sizes is not None:
+            self.context_tokens = ContextTokens(context_sizes, C)
+            self.ln_context = nn.LayerNorm(C)
+            self.cross = nn.ModuleList(
+                CrossAttention(C, n_heads, dropout) for _ in range(n_layers)
+            )
+            for block in self.cross:  # GPT-2's scaling of a residual branch's projection
+                nn.init.normal_(block.attn.out_proj.weight, std=0.02 / math.sqrt(2 * n_layers))
+
     def _init_weights(self, n_layers: int) -> None:
         """GPT-2 initialisation: N(0, 0.02), residual projections scaled by 1/sqrt(2L)."""
         for name, p in self.named_parameters():
@@ -321,23 +399,43 @@ class ARTransformer(OrderedNetwork):
         ``independent`` to zero (:meth:`skar.nn.ColumnHeads.init_marginals`)."""
         self.heads.init_marginals(theta0, independent)
 
-    def forward(self, x: Tensor, member: int = 0) -> Tensor:
-        """``(B, D)`` encoded rows -> ``(B, n_params)`` conditional parameters."""
-        return self.forward_embeddings(self.embed_values(x), member)
+    def forward(self, x: Tensor, member: int = 0, context: Tensor | None = None) -> Tensor:
+        """``(B, D)`` encoded rows -> ``(B, n_params)`` conditional parameters; ``context``
+        ``(B, U)`` is required by a conditional network and refused by another."""
+        return self.forward_embeddings(self.embed_values(x), member, context)
 
-    def forward_embeddings(self, e: Tensor, member: int = 0) -> Tensor:
+    def encode_context(self, context: Tensor | None) -> Tensor | None:
+        """``(B, U)`` context units -> ``(B, T_y, C)`` tokens (the encoder), checked against
+        the network's kind: None exactly for an unconditional network."""
+        if (context is None) != (self.cross is None):
+            raise ValueError(
+                "this ARTransformer was built "
+                + ("with" if self.cross is not None else "without")
+                + " cross-attention; pass context exactly when it has it"
+            )
+        if context is None:
+            return None
+        return self.ln_context(self.context_tokens(context))  # (B, T_y, C)
+
+    def _cross(self, li: int) -> CrossAttention | None:
+        return None if self.cross is None else self.cross[li]
+
+    def forward_embeddings(
+        self, e: Tensor, member: int = 0, context: Tensor | None = None
+    ) -> Tensor:
         """The Transformer on value embeddings ``(B, D, C)`` (column order) -> ``(B, n_params)``.
 
         Split from :meth:`forward` so tests can differentiate with respect to the embeddings
         of discrete columns, whose codes have no gradient.
         """
         B, D, C = e.shape
+        memory = self.encode_context(context)  # (B, T_y, C) or None
         o = self.orderings[member]  # (D,)
         # Shift by one: position i reads the value at position i-1, position 0 the start token.
         tok = shift_right(e[:, o], self.start)  # (B, D, C)
         h = self.drop(tok + self.wpe.weight + self.wqe(o))  # (B, D, C)
-        for block in self.blocks:
-            h = block(h)  # (B, D, C)
+        for li, block in enumerate(self.blocks):
+            h = block(h, self._cross(li), memory)  # (B, D, C)
         h = self.ln_f(h)
         h_col = h[:, self.positions[member]].transpose(0, 1)  # (D, B, C), column order
         theta = self.heads(h_col, torch.arange(D, device=h.device))  # (D, B, K_max)
@@ -357,7 +455,14 @@ class ARTransformer(OrderedNetwork):
             return v * self.value_w[s] + self.value_b[s]  # (B, C)
         return self.value_table(s + values.long())  # (B, C)
 
-    def step(self, x: Tensor, i: int, member: int, cache: list[Tensor]) -> Tensor:
+    def step(
+        self,
+        x: Tensor,
+        i: int,
+        member: int,
+        cache: list[Tensor],
+        memory: Tensor | None = None,
+    ) -> Tensor:
         """Parameters of column ``o_i`` from the values at positions ``< i`` and the cache.
 
         Parameters
@@ -370,6 +475,8 @@ class ARTransformer(OrderedNetwork):
         member : int
         cache : list of Tensor
             From :meth:`new_cache`; extended in place with position ``i``.
+        memory : Tensor of shape (B, T_y, C), optional
+            The ``y`` tokens of a conditional network (:meth:`encode_context`).
 
         Returns
         -------
@@ -385,7 +492,8 @@ class ARTransformer(OrderedNetwork):
             tok = self.embed_column(x[:, o[i - 1]], o[i - 1])  # (B, C)
         h = (tok + self.wpe.weight[i] + self.wqe.weight[d]).unsqueeze(1)  # (B, 1, C)
         for li, block in enumerate(self.blocks):
-            h = block.step(h, cache[2 * li], cache[2 * li + 1], i)  # (B, 1, C)
+            h = block.step(h, cache[2 * li], cache[2 * li + 1], i, self._cross(li),
+                           memory)  # (B, 1, C)
         h = self.ln_f(h[:, 0])  # (B, C)
         return self.heads.column(h, d)  # (B, n_params_d)
 
@@ -412,8 +520,8 @@ def sample_kv_cached(
     n_samples : int
     generator : torch.Generator
         CPU generator; every draw comes from it.
-    context : None
-        The base sampler's argument; the Transformer is unconditional.
+    context : Tensor of shape (n_samples, U), optional
+        The context units of a conditional network, one row per sample.
 
     Returns
     -------
@@ -433,9 +541,10 @@ def sample_kv_cached(
         xm = torch.zeros(n, D, device=device)
         params = torch.zeros(n, cond.n_params, device=device, dtype=dtype)
         cache = net.new_cache(n, device, dtype)
+        memory = net.encode_context(None if context is None else context[rows])
         for i, d in enumerate(net.ordering(m).tolist()):
             start, stop = cond.offsets[d], cond.offsets[d + 1]
-            params[:, start:stop] = net.step(xm, i, m, cache)
+            params[:, start:stop] = net.step(xm, i, m, cache, memory)
             xm[:, d] = cond.sample_column(params, d, generator)
         x[rows] = xm
     return x
@@ -453,8 +562,13 @@ def sample_cached(*args: Any, **kwargs: Any) -> Tensor:
     return sample_kv_cached(*args, **kwargs)
 
 
-class ARTransformerDensity(BaseAutoregressiveDensity):
+class ARTransformerDensity(ConditionalTabularMixin, BaseAutoregressiveDensity):
     """Density estimation with a decoder-only causal Transformer, for any mix of column kinds.
+
+    ``fit(X)`` learns ``p(x)``; ``fit(X, y)`` learns the conditional density ``p(x | y)``: an
+    encoder turns ``y`` (one or several columns, numeric or categorical) into one token per
+    column, and every block cross-attends to them (:class:`skar.nn.ConditionalTabularMixin`
+    says how ``y`` is encoded, scored and sampled).
 
     The columns of a row, in a fixed (or random) ordering, are a sequence; a GPT-style decoder
     reads the values before position ``i`` and outputs the parameters of
@@ -505,6 +619,13 @@ class ARTransformerDensity(BaseAutoregressiveDensity):
         Per-epoch ``train_nll`` and ``valid_nll`` (nats per row, units of X) and duration.
     n_iter_ : int
         Number of epochs run.
+    context_schema_ : skar.schema.TabularSchema
+        Kinds, categories and scaling of the columns of ``y`` (only when fitted with ``y``).
+    context_values_ : ndarray or DataFrame
+        The distinct training rows of ``y``, in order of first appearance (only when fitted
+        with at most ``max_marginal_contexts`` of them).
+    context_prior_ : ndarray
+        Their frequencies in the training ``y``.
 
     See Also
     --------
@@ -618,6 +739,7 @@ class ARTransformerDensity(BaseAutoregressiveDensity):
             n_orderings=self.n_orderings,
             order=self.order,
             seed=seed,
+            context_sizes=self._context_sizes(),
         )
 
     def _sample_encoded(
