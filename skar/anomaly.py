@@ -29,6 +29,38 @@ smallest p-value, ``1 / (n_cal + 1)``, and is always flagged. A NaN log density 
 estimator (it could not evaluate the row) counts as ``-inf``, with a warning naming the rows:
 p-values and decisions are never NaN.
 
+**False-discovery-rate control.** Flagging every row with ``p(x) <= a`` bounds the share of
+*normal rows* flagged; among many test rows with few anomalies most flags can still be false.
+With ``fdr=q`` the detector applies the Benjamini--Hochberg step-up procedure to the p-values of
+the rows passed together to ``predict``: with ``p_(1) <= ... <= p_(m)`` sorted and
+``k = max{i : p_(i) <= i q / m}``, the rows with ``p <= p_(k)`` are flagged. Bates et al. (2023)
+show that conformal p-values sharing one calibration set are positively regression
+dependent on a subset (PRDS) when the calibration rows and the normal test rows are i.i.d. (more
+generally exchangeable) and the anomalies are independent of them; BH is then valid (Benjamini
+& Yekutieli 2001), so
+
+.. math::  \mathrm{FDR} = E\left[\frac{\#\{\text{normal rows flagged}\}}
+           {\max(1, \#\{\text{rows flagged}\})}\right] \le q\,\frac{m_0}{m} \le q,
+
+with ``m_0`` the number of normal rows among the ``m``. The expectation is over the calibration
+split and the test rows; a single batch can exceed ``q``.
+
+**Rows with missing cells** (NaN). The detector passes them to the density, which must score a
+row with missing cells (skar's tabular estimators return the log *marginal* density of the
+observed cells; an imputing :class:`~sklearn.pipeline.Pipeline` works too). A marginal over
+fewer cells lives on another scale than a full log density (in one dimension fewer it lacks a
+conditional term of a few nats), so it cannot be ranked among complete calibration rows. Each
+row ``x`` with missing set ``M`` is therefore calibrated against the calibration rows scored
+with the *same* cells ``M`` masked: ``p(x) = (1 + #{j : s_M(x_j) <= s_M(x)}) / (n_M + 1)``,
+over the ``n_M`` calibration rows whose own missing cells lie within ``M``. When cells are
+missing completely at random (MCAR: which cells are missing is independent of the values),
+the observed part of a normal row and the same part of those calibration rows are exchangeable,
+so each p-value keeps its guarantee. Under MAR or MNAR missingness it does not. Rows with
+different missing sets are calibrated against different scores, a case the PRDS proof does not
+cover: each p-value stays valid, but for an FDR guarantee over rows of mixed patterns use
+``fdr_method="by"`` (Benjamini--Yekutieli, valid under any dependence, at the price of dividing
+the thresholds by ``1 + 1/2 + ... + 1/m``).
+
 The density is *not* refitted on all the rows after calibration: the calibration rows must not
 have been seen by the model, otherwise their scores are optimistic and the p-values lose their
 guarantee. The price is that the density sees ``1 - calibration_fraction`` of the rows.
@@ -46,6 +78,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import false_discovery_control
 from sklearn.base import BaseEstimator, OutlierMixin, _fit_context, clone
 from sklearn.utils import _safe_indexing, check_random_state, get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
@@ -147,6 +180,38 @@ def _nan_as_minus_inf(scores: np.ndarray, method: str) -> np.ndarray:
     return scores
 
 
+def _missing_cells(X: Any) -> np.ndarray:
+    """The missing cells (NaN, None, ``pd.NA``) of checked rows, as an (n_samples, n_features)
+    boolean array."""
+    if isinstance(X, pd.DataFrame):
+        return X.isna().to_numpy()
+    X = np.asarray(X)
+    if X.dtype.kind in "fc":
+        return np.isnan(X)
+    if X.dtype.kind == "O":
+        return np.asarray(pd.isna(X), dtype=bool)
+    return np.zeros(X.shape, dtype=bool)
+
+
+def _mask_cells(X: Any, pattern: np.ndarray) -> Any:
+    """A copy of the rows ``X`` with the columns where ``pattern`` is True made missing (NaN)."""
+    if isinstance(X, pd.DataFrame):
+        cond = pd.DataFrame(np.broadcast_to(pattern, X.shape), index=X.index, columns=X.columns)
+        return X.mask(cond)
+    X = np.asarray(X)
+    if X.dtype.kind not in "fcO":  # integers and booleans cannot hold NaN
+        X = X.astype(np.float64)
+    X = X.copy()
+    X[:, pattern] = np.nan
+    return X
+
+
+def _stack(pieces: list[Any]) -> Any:
+    if isinstance(pieces[0], pd.DataFrame):
+        return pd.concat(pieces, ignore_index=True)
+    return np.concatenate(pieces)
+
+
 def _percentile(scores: np.ndarray, q: float) -> float:
     """``np.percentile``, defined when scores hold ``-inf`` (interpolating to it gives NaN)."""
     value = float(np.percentile(scores, q))
@@ -203,6 +268,21 @@ class DensityOutlierDetector(OutlierMixin, BaseEstimator):
     calibration_fraction : float, default=0.2
         Share of the training rows held out to calibrate the p-values (at least one row, and at
         least one row left to fit the density).
+    fdr : float in (0, 1) or None, default=None
+        When set, :meth:`predict` controls the false discovery rate among the rows passed to it
+        at this level: it flags the Benjamini--Hochberg rejections, the rows whose
+        :meth:`adjusted_pvalues` are at most ``fdr`` (see Notes for the guarantee). ``predict``
+        then no longer follows the sign of :meth:`decision_function`, and the same row may be
+        flagged in one batch and not in another. When None, ``predict`` flags each row on its
+        own, by ``offset_`` (``contamination`` and ``false_alarm_rate``). The smallest p-value
+        is ``1 / (n_cal + 1)``, so ``k`` rows of a batch of ``m`` can only be flagged when
+        ``1 / (n_cal + 1) <= k fdr / m`` (divided by ``1 + 1/2 + ... + 1/m`` for ``"by"``):
+        hold out enough calibration rows for the batch sizes you test.
+    fdr_method : {"bh", "by"}, default="bh"
+        The step-up procedure of ``fdr`` and :meth:`adjusted_pvalues`: ``"bh"``
+        (Benjamini--Hochberg; valid for conformal p-values sharing one calibration set) or
+        ``"by"`` (Benjamini--Yekutieli; valid under any dependence, e.g. among rows with
+        different missing cells, and more conservative by a factor ``1 + 1/2 + ... + 1/m``).
     random_state : int, RandomState instance or None, default=None
         Seeds the choice of the calibration rows. The inner estimator keeps its own
         ``random_state``.
@@ -216,7 +296,8 @@ class DensityOutlierDetector(OutlierMixin, BaseEstimator):
         ``offset_`` are outliers. ``-inf`` when nothing can be flagged (too few calibration rows
         for ``false_alarm_rate``).
     calibration_scores_ : ndarray of shape (n_calibration,)
-        The held-out rows' log densities, sorted ascending.
+        The held-out rows' log densities, sorted ascending. Rows with missing cells are
+        calibrated against these rows scored with the same cells masked, computed when needed.
     calibration_indices_ : ndarray of shape (n_calibration,)
         Positions, in the training data, of the rows held out for calibration.
     contribution_baseline_ : ndarray of shape (`n_features_in_`,) or None
@@ -254,11 +335,39 @@ class DensityOutlierDetector(OutlierMixin, BaseEstimator):
     (taken over all training rows, as scikit-learn's detectors do) flags somewhat more than
     ``contamination`` of fresh normal rows; the ``"auto"`` threshold has no such bias.
 
+    **False discovery rate.** With ``fdr=q``, ``predict(X)`` sorts the ``m`` p-values of the
+    rows of ``X``, finds ``k = max{i : p_(i) <= i q / m}`` and flags the rows with
+    ``p <= p_(k)`` (none when there is no such ``i``). Conformal p-values that share one
+    calibration set are PRDS when the calibration rows and the normal rows of ``X`` are i.i.d.
+    (exchangeable) and the anomalies are independent of them (Bates et al. 2023), so the
+    expected share of normal rows among the flagged ones is at most ``q m_0 / m <= q``, with
+    ``m_0`` the number of normal rows in ``X``. The expectation runs over the calibration split
+    and the test rows: a single batch may exceed ``q``. Rows of ``X`` the density was fitted on
+    (``fit_predict``) are not exchangeable with the calibration rows, and the bound does not
+    apply to them.
+
+    **Rows with missing cells.** ``X`` may hold NaN (or None / ``pd.NA`` in a DataFrame) when
+    the inner estimator scores such rows: skar's tabular estimators return the log marginal
+    density of the observed cells, and an imputing Pipeline scores the completed row. An
+    estimator that cannot (KernelDensity, GaussianMixture) gets an error naming the first
+    missing cell. ``score_samples(X, return_n_observed=True)`` also returns how many cells
+    each score used. A row with missing set ``M`` is calibrated against the calibration rows
+    scored with the cells ``M`` masked too (only those whose own missing cells lie within
+    ``M``), so its p-value is valid when cells are missing completely at random; its
+    ``decision_function`` subtracts the threshold computed the same way from those scores
+    (the conformal threshold for ``contamination="auto"``, the ``contamination`` quantile
+    otherwise) rather than ``offset_``, and ``predict`` agrees with it. Each distinct missing
+    pattern in ``X`` costs one scoring pass over the calibration rows.
+
     References
     ----------
     V. Vovk, A. Gammerman and G. Shafer. Algorithmic Learning in a Random World. Springer, 2005.
     S. Bates, E. Candes, L. Lei, Y. Romano and M. Sesia. Testing for outliers with conformal
     p-values. Annals of Statistics 51(1), 2023.
+    Y. Benjamini and Y. Hochberg. Controlling the false discovery rate. Journal of the Royal
+    Statistical Society B 57(1), 1995.
+    Y. Benjamini and D. Yekutieli. The control of the false discovery rate in multiple testing
+    under dependency. Annals of Statistics 29(4), 2001.
 
     Examples
     --------
@@ -289,6 +398,8 @@ class DensityOutlierDetector(OutlierMixin, BaseEstimator):
         "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
         "false_alarm_rate": [Interval(Real, 0, 1, closed="neither")],
         "calibration_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "fdr": [Interval(Real, 0, 1, closed="neither"), None],
+        "fdr_method": [StrOptions({"bh", "by"})],
         "random_state": ["random_state"],
     }
 
@@ -299,12 +410,16 @@ class DensityOutlierDetector(OutlierMixin, BaseEstimator):
         contamination: str | float = "auto",
         false_alarm_rate: float = 0.05,
         calibration_fraction: float = 0.2,
+        fdr: float | None = None,
+        fdr_method: str = "bh",
         random_state: Any = None,
     ) -> None:
         self.estimator = estimator
         self.contamination = contamination
         self.false_alarm_rate = false_alarm_rate
         self.calibration_fraction = calibration_fraction
+        self.fdr = fdr
+        self.fdr_method = fdr_method
         self.random_state = random_state
 
     # ------------------------------------------------------------------ input checks
@@ -371,10 +486,14 @@ class DensityOutlierDetector(OutlierMixin, BaseEstimator):
         with _user_rows(rest, "fitting the density on the rows not held out for calibration"):
             estimator = clone(self.estimator).fit(_safe_indexing(X, rest))
 
+        cal_missing = _missing_cells(X_cal)
+        complete = ~cal_missing.any(axis=1)
         if self.contamination == "auto":
             with _user_rows(cal, "scoring the rows held out for calibration"):
                 cal_scores = self._scores(estimator, X_cal)
-            offset = self._conformal_offset(np.sort(cal_scores))
+            # offset_ is the threshold of complete rows: rows with missing cells have their own
+            # (see _groups), so calibration rows with missing cells do not enter it.
+            offset = self._conformal_offset(np.sort(cal_scores[complete]))
         else:
             with _user_rows(np.arange(n), "scoring the training rows"):
                 train_scores = self._scores(estimator, X)
@@ -399,6 +518,9 @@ class DensityOutlierDetector(OutlierMixin, BaseEstimator):
         with _user_rows(cal, "scoring the rows held out for calibration"):
             baseline = self._contribution_baseline(estimator, X_cal)
         self.estimator_ = estimator
+        # Kept to calibrate rows with missing cells against the same cells masked here.
+        self._calibration_X = X_cal
+        self._calibration_missing = cal_missing
         self.calibration_indices_ = cal
         self.calibration_scores_ = np.sort(cal_scores)
         self.offset_ = offset
@@ -410,7 +532,7 @@ class DensityOutlierDetector(OutlierMixin, BaseEstimator):
         return _nan_as_minus_inf(np.asarray(estimator.score_samples(X), dtype=np.float64),
                                  "score_samples")
 
-    def _conformal_offset(self, sorted_cal: np.ndarray) -> float:
+    def _conformal_offset(self, sorted_cal: np.ndarray, warn: bool = True) -> float:
         """The log density below which ``p(x) <= false_alarm_rate``.
 
         With sorted calibration scores ``c_(1) <= ... <= c_(n)``, a row with ``k`` calibration
@@ -421,6 +543,8 @@ class DensityOutlierDetector(OutlierMixin, BaseEstimator):
         # The small epsilon keeps a = k / (n + 1), which is meant exactly, from flooring to k - 1.
         k = math.floor(self.false_alarm_rate * (n + 1) + 1e-9)
         if k < 1:
+            if not warn:
+                return -np.inf
             warnings.warn(
                 f"With {n} calibration rows the smallest p-value is 1/{n + 1} = "
                 f"{1 / (n + 1):.3g} > false_alarm_rate={self.false_alarm_rate}, so predict flags "
@@ -445,21 +569,133 @@ class DensityOutlierDetector(OutlierMixin, BaseEstimator):
         return np.median(-per_feature, axis=0)
 
     # ------------------------------------------------------------------ scoring
-    def score_samples(self, X: Any) -> np.ndarray:
+    def _score_rows(self, X: Any, missing: np.ndarray) -> np.ndarray:
+        """``_scores`` of checked rows; an estimator that rejects their missing cells gets an
+        error naming the first such cell and what to do."""
+        try:
+            return self._scores(self.estimator_, X)
+        except (ValueError, TypeError) as exc:
+            message = str(exc.args[0]) if exc.args else ""
+            if not missing.any() or not re.search(r"nan|missing", message, re.IGNORECASE):
+                raise
+            row, col = (int(i[0]) for i in np.nonzero(missing))
+            if hasattr(self, "feature_names_in_"):
+                column = f"column {self.feature_names_in_[col]!r}"
+            else:
+                column = f"column {col}"
+            name = type(self.estimator_).__name__
+            raise ValueError(
+                f"{column} holds NaN (a missing cell) at row {row}, and {name} cannot score "
+                f"rows with missing cells ({message.splitlines()[0]}). Use an estimator that "
+                "scores the observed cells (skar's tabular estimators: the log marginal "
+                "density), impute in a pipeline, e.g. make_pipeline(SimpleImputer(), "
+                f"{name}()), or drop the rows with missing cells"
+            ) from exc
+
+    def _masked_calibration_scores(self, patterns: np.ndarray) -> list[np.ndarray]:
+        """For each missing pattern ``M`` (a row of ``patterns``), the sorted log densities of
+        the calibration rows whose missing cells lie within ``M``, with the cells ``M`` masked.
+
+        Under MCAR these are exchangeable with a normal row missing ``M``. The masked copies of
+        several patterns are scored in one call, in chunks that keep memory bounded.
+        """
+        X_cal, cal_missing = self._calibration_X, self._calibration_missing
+        d = cal_missing.shape[1]
+        chunk_rows = max(1, 2_000_000 // max(d, 1))
+        out: list[np.ndarray] = [np.empty(0)] * len(patterns)
+        pieces: list[Any] = []
+        owners: list[tuple[int, int]] = []  # (pattern, number of rows) of every piece
+
+        def flush() -> None:
+            if not pieces:
+                return
+            stacked = _stack(pieces)
+            scores = self._score_rows(stacked, _missing_cells(stacked))
+            start = 0
+            for k, size in owners:
+                out[k] = np.sort(scores[start : start + size])
+                start += size
+            pieces.clear()
+            owners.clear()
+
+        queued = 0
+        for k, pattern in enumerate(patterns):
+            if not pattern.any() and not cal_missing.any():
+                continue  # complete rows use calibration_scores_ (see _groups)
+            eligible = np.flatnonzero(~(cal_missing & ~pattern).any(axis=1))
+            if eligible.size == 0:
+                continue  # no calibration row observes every cell x does: p = 1
+            pieces.append(_mask_cells(_safe_indexing(X_cal, eligible), pattern))
+            owners.append((k, eligible.size))
+            queued += eligible.size
+            if queued >= chunk_rows:
+                flush()
+                queued = 0
+        flush()
+        return out
+
+    def _groups(self, missing: np.ndarray) -> list[tuple[Any, np.ndarray, float]]:
+        """``(rows, sorted calibration scores, threshold)`` for every missing pattern of X.
+
+        Complete rows use ``calibration_scores_`` and ``offset_`` when the calibration rows are
+        complete; any other pattern its masked calibration scores and the threshold computed
+        from them as ``offset_`` is from the complete ones.
+        """
+        if not missing.any() and not self._calibration_missing.any():
+            return [(slice(None), self.calibration_scores_, self.offset_)]
+        patterns, inverse = np.unique(missing, axis=0, return_inverse=True)
+        inverse = np.asarray(inverse).ravel()
+        cal_sets = self._masked_calibration_scores(patterns)
+        groups = []
+        complete_cal = not self._calibration_missing.any()
+        for k, cal_scores in enumerate(cal_sets):
+            if complete_cal and not patterns[k].any():
+                groups.append((np.flatnonzero(inverse == k), self.calibration_scores_,
+                               self.offset_))
+                continue
+            if self.contamination == "auto":
+                offset = self._conformal_offset(cal_scores, warn=False)
+            elif cal_scores.size:
+                offset = _percentile(cal_scores, 100.0 * self.contamination)
+            else:
+                offset = -np.inf
+            groups.append((np.flatnonzero(inverse == k), cal_scores, offset))
+        return groups
+
+    def _checked(self, X: Any) -> tuple[Any, np.ndarray, np.ndarray]:
+        """Checked rows, their missing cells and their log densities."""
+        check_is_fitted(self)
+        X = self._check_X(X, reset=False)
+        missing = _missing_cells(X)
+        return X, missing, self._score_rows(X, missing)
+
+    def score_samples(self, X: Any, *, return_n_observed: bool = False
+                      ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Log density of every row under the fitted estimator (higher is more normal).
 
         Parameters
         ----------
         X : array-like or DataFrame of shape (n_samples, n_features)
+            Rows may hold missing cells (NaN) when the inner estimator scores them.
+        return_n_observed : bool, default=False
+            Also return how many cells of each row the score used.
 
         Returns
         -------
         scores : ndarray of shape (n_samples,), float64
             ``estimator_.score_samples(X)``: the opposite of an anomaly score, as in
-            :meth:`sklearn.ensemble.IsolationForest.score_samples`.
+            :meth:`sklearn.ensemble.IsolationForest.score_samples`. For a row with missing
+            cells, whatever the inner estimator returns for it: with a skar estimator the log
+            marginal density of the observed cells, which is on another scale than a complete
+            row's log density (compare :meth:`pvalues`, which are calibrated per pattern).
+        n_observed : ndarray of shape (n_samples,), int
+            The number of observed (non-missing) cells of each row, the cells a skar
+            estimator's marginal density is over. Only when ``return_n_observed`` is True.
         """
-        check_is_fitted(self)
-        return self._scores(self.estimator_, self._check_X(X, reset=False))
+        _, missing, scores = self._checked(X)
+        if return_n_observed:
+            return scores, (~missing).sum(axis=1)
+        return scores
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Shifted log density: negative for outliers, non-negative for inliers.
@@ -471,12 +707,16 @@ class DensityOutlierDetector(OutlierMixin, BaseEstimator):
         Returns
         -------
         decision : ndarray of shape (n_samples,), float64
-            ``score_samples(X) - offset_``; ``-inf`` for a row of log density ``-inf``,
-            whatever ``offset_`` (such a row is always an outlier).
+            ``score_samples(X) - offset_`` for complete rows; ``-inf`` for a row of log
+            density ``-inf``, whatever ``offset_`` (such a row is always an outlier). A row
+            with missing cells has its score minus the threshold computed like ``offset_``
+            from the calibration rows with the same cells masked.
         """
-        scores = self.score_samples(X)
+        _, missing, scores = self._checked(X)
+        decision = np.empty_like(scores)
         with np.errstate(invalid="ignore"):
-            decision = scores - self.offset_
+            for rows, _, offset in self._groups(missing):
+                decision[rows] = scores[rows] - offset
         # -inf - (-inf) is NaN: a row the model calls impossible stays the lowest of all.
         decision[scores == -np.inf] = -np.inf
         return decision
@@ -491,10 +731,19 @@ class DensityOutlierDetector(OutlierMixin, BaseEstimator):
         Returns
         -------
         labels : ndarray of shape (n_samples,), int
-            ``-1`` where ``decision_function(X) < 0``, else ``+1``. With
+            With ``fdr=None``: ``-1`` where ``decision_function(X) < 0``, else ``+1``; with
             ``contamination="auto"`` that is ``-1`` exactly where
-            ``pvalues(X) <= false_alarm_rate``.
+            ``pvalues(X) <= false_alarm_rate``. With ``fdr`` set: ``-1`` for the rows the
+            Benjamini--Hochberg (or Benjamini--Yekutieli) procedure rejects at level ``fdr``
+            among the rows of ``X``, i.e. where ``adjusted_pvalues(X) <= fdr``.
         """
+        if self.fdr is not None:
+            adjusted = self.adjusted_pvalues(X)
+            labels = np.ones(adjusted.shape[0], dtype=int)
+            # Conformal p-values are multiples of 1 / (n + 1): a row meant to sit exactly on
+            # the BH line i q / m must not fall off it by a rounding error of m p / i.
+            labels[adjusted <= self.fdr * (1 + 1e-9)] = -1
+            return labels
         decision = self.decision_function(X)
         labels = np.ones(decision.shape[0], dtype=int)
         labels[decision < 0] = -1
@@ -505,7 +754,10 @@ class DensityOutlierDetector(OutlierMixin, BaseEstimator):
 
         .. math::  p(x) = \frac{1 + \#\{j : s_j \le s(x)\}}{n_{cal} + 1}
 
-        where ``s_j`` are the log densities of the ``n_cal`` held-out calibration rows.
+        where ``s_j`` are the log densities of the ``n_cal`` held-out calibration rows. For a
+        row with missing cells ``M``, ``s`` is the score with ``M`` missing and the ``s_j`` are
+        those of the calibration rows with ``M`` masked too (``n_cal`` counting those whose
+        own missing cells lie within ``M``).
 
         Parameters
         ----------
@@ -515,9 +767,9 @@ class DensityOutlierDetector(OutlierMixin, BaseEstimator):
         -------
         pvalues : ndarray of shape (n_samples,), float64
             In ``[1 / (n_cal + 1), 1]``. For a normal row (exchangeable with the training
-            rows) ``P(p <= a) <= a``: small values are evidence of an outlier. To flag rows
-            while controlling the false discovery rate over many rows, pass them to
-            :func:`scipy.stats.false_discovery_control`.
+            rows; with missing cells, missing completely at random) ``P(p <= a) <= a``: small
+            values are evidence of an outlier. To flag rows while controlling the false
+            discovery rate over many rows, use ``fdr`` or :meth:`adjusted_pvalues`.
 
         Examples
         --------
@@ -533,10 +785,54 @@ class DensityOutlierDetector(OutlierMixin, BaseEstimator):
         >>> bool(abs((p <= 0.1).mean() - 0.1) < 0.02)
         True
         """
-        scores = self.score_samples(X)
-        n = self.calibration_scores_.shape[0]
-        below = np.searchsorted(self.calibration_scores_, scores, side="right")
-        return (1.0 + below) / (n + 1.0)
+        _, missing, scores = self._checked(X)
+        p = np.empty_like(scores)
+        for rows, cal_scores, _ in self._groups(missing):
+            below = np.searchsorted(cal_scores, scores[rows], side="right")
+            p[rows] = (1.0 + below) / (cal_scores.shape[0] + 1.0)
+        return p
+
+    def adjusted_pvalues(self, X: Any) -> np.ndarray:
+        r"""Benjamini--Hochberg adjusted p-values of the rows of ``X``, taken together.
+
+        With the ``m`` p-values of :meth:`pvalues` sorted, ``p_(1) <= ... <= p_(m)``,
+
+        .. math::  \tilde p_{(i)} = \min_{j \ge i} \min\left(1, \frac{m\, c_m\, p_{(j)}}{j}
+                   \right),
+
+        with ``c_m = 1`` for ``fdr_method="bh"`` and ``c_m = \sum_{k \le m} 1/k`` for
+        ``"by"`` (:func:`scipy.stats.false_discovery_control`). The rows with
+        ``adjusted <= q`` are exactly the procedure's rejections at level ``q``: for every
+        ``q`` at once, the expected share of normal rows among them is at most
+        ``q m_0 / m`` (see the class Notes for the assumptions).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            The batch of rows tested together: the adjustment depends on every row of it.
+
+        Returns
+        -------
+        adjusted : ndarray of shape (n_samples,), float64
+            In ``(0, 1]``, at least :meth:`pvalues`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.mixture import GaussianMixture
+        >>> from skar.anomaly import DensityOutlierDetector
+        >>> rng = np.random.RandomState(0)
+        >>> det = DensityOutlierDetector(GaussianMixture(), fdr=0.1, calibration_fraction=0.5,
+        ...                              random_state=0).fit(rng.normal(size=(2000, 2)))
+        >>> X = np.vstack([rng.normal(size=(95, 2)), rng.normal(6.0, 1.0, size=(5, 2))])
+        >>> np.flatnonzero(det.predict(X) == -1)  # at FDR 10%: the 5 anomalies and 1 normal row
+        array([41, 95, 96, 97, 98, 99])
+        >>> int((det.pvalues(X) <= 0.05).sum())  # row by row at 5%: 7 normal rows flagged too
+        12
+        >>> det.adjusted_pvalues(X)[[41, 95]].round(3)
+        array([0.067, 0.02 ])
+        """
+        return false_discovery_control(self.pvalues(X), method=self.fdr_method)
 
     # ------------------------------------------------------------------ explanations
     @available_if(_can_explain)
@@ -574,7 +870,9 @@ class DensityOutlierDetector(OutlierMixin, BaseEstimator):
             - ``value``: the row's value in that column;
             - ``contribution``: ``-log p(x_d | x_<d)`` in nats; over all columns of a row they
               sum to ``-score_samples``; ``+inf`` for the column whose value the model cannot
-              represent (e.g. overflows float32), which then ranks first;
+              represent (e.g. overflows float32), which then ranks first; NaN for a missing
+              cell (it ranks last), the others then being conditionals given the observed
+              columns before them;
             - ``excess``: ``contribution`` minus ``contribution_baseline_``.
 
         Raises
@@ -621,16 +919,20 @@ class DensityOutlierDetector(OutlierMixin, BaseEstimator):
                     f"explain needs a density that splits into per-column terms: {exc}. Use "
                     "an estimator with a single ordering (e.g. MADEDensity(n_orderings=1))"
                 ) from None
-        per_feature = _nan_as_minus_inf(
-            np.asarray(self.estimator_.score_samples_per_feature(X), dtype=np.float64),
-            "score_samples_per_feature",
-        )
+        missing = _missing_cells(X)
+        per_feature = np.asarray(self.estimator_.score_samples_per_feature(X), dtype=np.float64)
+        # A missing cell's term is NaN by design (it is not in the marginal); only the NaN of
+        # an observed cell means the estimator failed.
+        per_feature = _nan_as_minus_inf(np.where(missing, 0.0, per_feature),
+                                        "score_samples_per_feature")
         contribution = -per_feature  # (n_samples, n_features)
         with np.errstate(invalid="ignore"):
             excess = contribution - self.contribution_baseline_
         # A column the model cannot represent (an overflowing value: +inf nats) ranks first
         # even where its baseline is +inf too.
         excess[contribution == np.inf] = np.inf
+        contribution[missing] = np.nan
+        excess[missing] = np.nan
         n, d = contribution.shape
         if hasattr(self, "feature_names_in_"):
             names = np.asarray(self.feature_names_in_, dtype=object)
@@ -640,7 +942,7 @@ class DensityOutlierDetector(OutlierMixin, BaseEstimator):
             values, rows = X.to_numpy(dtype=object), X.index.to_numpy()
         else:
             values, rows = np.asarray(X, dtype=object), np.arange(n)
-        key = excess if rank_by == "excess" else contribution
+        key = np.where(missing, -np.inf, excess if rank_by == "excess" else contribution)
         # Stable sort of the negated key: the most surprising column first, ties by position.
         order = np.argsort(-key, axis=1, kind="stable")  # (n_samples, n_features)
         k = d if n_top is None else min(n_top, d)
