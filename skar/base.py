@@ -476,7 +476,8 @@ patience_fraction : float, default={default}
     "refit": """\
 refit : bool, default={default}
     With early stopping, the best epoch count found on the held-out rows is then used to
-    train again, from the same initial weights, on all rows (``history_`` is the refit's).""",
+    train again, from the same initial weights, on all rows (``history_`` is the refit's;
+    ``selection_history_`` keeps the first run's, with its validation NLL).""",
     "random_state": """\
 random_state : int, RandomState instance or None, default={default}
     Seeds initialisation, masks and orderings, shuffling, dropout, the validation split and
@@ -947,6 +948,12 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         self.schema_ = schema
         self.net_ = net
         self.history_ = history_frame(net)
+        # The run whose validation NLL chose the epochs: the first one when ``refit`` trained
+        # again (its history has no validation column), else the only one.
+        selection = getattr(net, "selection_history_", None)
+        self.selection_history_ = (
+            self.history_ if selection is None else history_frame(net, selection)
+        )
         self.n_iter_ = len(net.history)
         self._inference_batch_size = max(batch_size, 1024)
 
@@ -955,9 +962,14 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         """Encoded rows (:meth:`_encode_masked` without the mask)."""
         return self._encode_masked(X)[0]
 
-    def _encode_masked(self, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    def _encode_masked(self, X: Any, *, return_missing: bool = False) -> tuple:
         """Encoded rows and the mask of cells the model gives probability zero (None when
         there is none, so that scoring holds no (n, D) mask it does not need).
+
+        With ``return_missing=True`` a third item, the mask of missing cells (NaN, None,
+        ``pd.NA``; None when there is none), which are then no error: they hold a valid code
+        (:meth:`skar.schema.TabularSchema.encode`). A model's own schema (images, sequences)
+        has no missing cells: its NaN error stands.
 
         Cells beyond what the model represents (a continuous value whose standardised value is
         not finite in float32) are always in the mask: their rows score ``-inf``. A category
@@ -966,17 +978,27 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         """
         check_is_fitted(self)
         X = self._check_X(X, reset=False)
-        if "return_unknown" not in inspect.signature(self.schema_.encode).parameters:
+        accepted = inspect.signature(self.schema_.encode).parameters
+        if "return_unknown" not in accepted:
             # A model's own schema (images, sequences) flags nothing: the NaN rule only.
-            return self.schema_.encode(X), None
-        Z, unknown = self.schema_.encode(X, return_unknown=True)
+            Z = self.schema_.encode(X)
+            return (Z, None, None) if return_missing else (Z, None)
+        missing = None
+        if return_missing and "return_missing" in accepted:
+            Z, unknown, missing = self.schema_.encode(X, return_unknown=True,
+                                                      return_missing=True)
+            missing = missing if missing.any() else None
+        else:
+            Z, unknown = self.schema_.encode(X, return_unknown=True)
         if not unknown.any():
-            return Z, None
-        if getattr(self, "handle_unknown", "error") == "error":
+            unknown = None
+        elif getattr(self, "handle_unknown", "error") == "error":
             discrete = np.array([c.kind != "continuous" for c in self.schema_.columns])
             if unknown[:, discrete].any():
-                self.schema_.encode(X)  # raises the message naming column, row and value
-        return Z, unknown
+                # raises the message naming column, row and value
+                self.schema_.encode(X, **({"return_missing": True} if missing is not None
+                                          else {}))
+        return (Z, unknown, missing) if return_missing else (Z, unknown)
 
     def _iter_batches(self, Z: np.ndarray, context: np.ndarray | None = None):
         """Yield ``(module, z, c)`` batches on the net's device; ``c`` is None without context."""
@@ -1024,8 +1046,16 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             continuous ones (per unit of each continuous column as the user measures it), so
             it is directly comparable with :meth:`sklearn.neighbors.KernelDensity.score_samples`
             on the same columns. Rows are scored in batches, so memory stays bounded.
+
+            A row with missing cells (NaN, None, ``pd.NA``) gets the log *marginal* density
+            of its observed cells, :math:`\\log p(x_o)` (the log|Jacobian| of its observed
+            continuous cells only): exact when the model's ordering puts the missing columns
+            after the observed ones or when the missing cells are few discrete ones, else an
+            importance-sampling estimate with fixed draws (:mod:`skar.missing`;
+            :func:`skar.missing.marginal_score_samples` says which rows are exact and gives
+            the estimates' standard errors).
         """
-        Z, unknown = self._encode_masked(X)
+        Z, unknown, missing = self._encode_masked(X, return_missing=True)
         context = self._context_rows(y, Z.shape[0], reset=False)
         out = np.empty(Z.shape[0], dtype=np.float64)
         self._fill_batches(out, lambda module, z, c: module(z, context=c), Z, context)
@@ -1040,7 +1070,23 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         if unknown is not None:
             bad |= unknown.any(axis=1)
         out[bad] = -np.inf
+        if missing is not None:
+            out[missing.any(axis=1)] = self._marginal_rows(Z, unknown, missing, context)["score"]
         return out
+
+    def _marginal_rows(self, Z: np.ndarray, unknown: np.ndarray | None, missing: np.ndarray,
+                       context: np.ndarray | None, per_feature: bool = False) -> dict:
+        """:mod:`skar.missing`'s marginal scores of the rows with missing cells."""
+        from . import missing as skar_missing
+
+        rows = missing.any(axis=1)
+        return skar_missing._marginal(
+            self, Z[rows], np.zeros_like(missing[rows]) if unknown is None else unknown[rows],
+            missing[rows], None if context is None else context[rows],
+            n_draws=skar_missing.N_DRAWS, max_completions=skar_missing.MAX_COMPLETIONS,
+            generator=torch.Generator().manual_seed(skar_missing.SCORE_SEED),
+            per_feature=per_feature,
+        )
 
     def score_samples_per_feature(self, X: Any, y: Any = None) -> np.ndarray:
         """Each column's conditional log density ``log p(x_d | x_<d)``, in the units of ``X``.
@@ -1056,7 +1102,11 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         ndarray of shape (n_samples, n_features), float64
             Column ``d`` holds ``log p(x_d | x_{o_<i})`` where ``d = o_i`` in the model's
             ordering; each row sums to :meth:`score_samples`. A column that is improbable
-            given the columns before it stands out with a very negative entry.
+            given the columns before it stands out with a very negative entry. In a row with
+            missing cells, those are NaN and an observed column holds its conditional given
+            the *observed* columns before it, ``log p(x_o<=d) - log p(x_o<d)``, so the row
+            still sums (over its observed cells) to :meth:`score_samples`; exact or estimated
+            as the row's score is.
 
         Raises
         ------
@@ -1064,7 +1114,7 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             For an ensemble of several orderings or masks: the ensemble's density is a
             mixture, whose log does not split into per-column terms.
         """
-        Z, unknown = self._encode_masked(X)
+        Z, unknown, missing = self._encode_masked(X, return_missing=True)
         context = self._context_rows(y, Z.shape[0], reset=False)
         if self.net_.module_.network.n_members != 1:
             raise ValueError(
@@ -1086,6 +1136,9 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         if unknown is not None:
             bad |= unknown
         out[bad] = -np.inf
+        if missing is not None:
+            rows = missing.any(axis=1)
+            out[rows] = self._marginal_rows(Z, unknown, missing, context, True)["per_feature"]
         return out
 
     def score(self, X: Any, y: Any = None) -> float:
@@ -1152,8 +1205,61 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
                 chunks.append(draw.cpu().numpy())
         return self.schema_.decode(np.concatenate(chunks))
 
+    # ------------------------------------------------------------------ missing cells
+    def sample_conditional(self, X: Any, n_draws: int = 1, random_state: Any = None,
+                           y: Any = None, **kwargs: Any) -> Any:
+        """Draws of every row's missing cells given its observed cells.
+
+        See :func:`skar.missing.sample_conditional` (``kwargs``: ``n_proposals``,
+        ``max_completions``, ``return_info``).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Rows with missing cells (NaN, None, ``pd.NA``).
+        n_draws : int, default=1
+        random_state : int, RandomState instance or None, default=None
+            ``None`` uses the estimator's ``random_state``.
+        y : array-like, default=None
+            The context of a conditional model.
+
+        Returns
+        -------
+        ndarray of shape (n_draws, n_samples, n_features), or DataFrame
+            ``X`` filled once per draw (a DataFrame indexed by ``(draw, index)`` for a
+            DataFrame).
+        """
+        from .missing import sample_conditional
+
+        return sample_conditional(self, X, n_draws, random_state, y=y, **kwargs)
+
+    def impute(self, X: Any, n_draws: int = 100, random_state: Any = None, y: Any = None,
+               **kwargs: Any) -> Any:
+        """Fill the missing cells of ``X`` from the conditional ``p(x_missing | x_observed)``.
+
+        See :func:`skar.missing.impute` (``kwargs``: ``strategy``, ``n_proposals``,
+        ``max_completions``): continuous cells get the mean of ``n_draws`` conditional draws,
+        discrete cells the most frequent draw.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        n_draws : int, default=100
+        random_state : int, RandomState instance or None, default=None
+        y : array-like, default=None
+            The context of a conditional model.
+
+        Returns
+        -------
+        ndarray or DataFrame of shape (n_samples, n_features)
+        """
+        from .missing import impute
+
+        return impute(self, X, n_draws, random_state, y=y, **kwargs)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
+        # fit needs complete rows (scoring, impute and sample_conditional accept NaN)
         tags.input_tags.allow_nan = False
         tags.input_tags.categorical = True
         tags.target_tags.required = False

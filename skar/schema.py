@@ -796,7 +796,9 @@ class TabularSchema:
         return fams
 
     # ------------------------------------------------------------------ encode / decode
-    def encode(self, X: Any, *, return_unknown: bool = False) -> Any:
+    def encode(
+        self, X: Any, *, return_unknown: bool = False, return_missing: bool = False
+    ) -> Any:
         """Encode rows to a float32 matrix of 0/1, category codes and standardised values.
 
         A quantized column's values are moved to the centre of their grid cell (the family
@@ -804,6 +806,10 @@ class TabularSchema:
         probability zero (a category not seen in fit, or a value other than 0/1 in a binary
         column) are not an error: they get the valid code 0, so a network never sees a bad
         code, and are flagged in the returned mask; an estimator scores their rows ``-inf``.
+        With ``return_missing=True``, missing cells (NaN, None, ``pd.NA``) are not an error
+        either: they get the valid code 0 (the mean of a continuous column) and are flagged
+        in the returned mask of missing cells (see :mod:`skar.missing`); ``fit`` never asks
+        for it, so training data must be complete.
 
         Parameters
         ----------
@@ -811,17 +817,22 @@ class TabularSchema:
             Checked to be 2-D, non-empty and of the fitted width.
         return_unknown : bool, default=False
             Return the mask of unknown cells instead of raising on them.
+        return_missing : bool, default=False
+            Return the mask of missing cells instead of raising on them.
 
         Returns
         -------
         Z : ndarray of shape (n_samples, n_features), float32
         unknown : ndarray of shape (n_samples, n_features), bool
             Only with ``return_unknown=True``.
+        missing : ndarray of shape (n_samples, n_features), bool
+            Only with ``return_missing=True`` (after ``unknown`` when both are asked for).
 
         Raises
         ------
         ValueError
-            On NaN or inf, a missing category, and (unless ``return_unknown``) an unseen
+            On inf, on NaN or a missing category (unless ``return_missing``), and (unless
+            ``return_unknown``) an unseen
             category, or a binary column holding something other than 0/1; the message names
             the column, the row and the value.
         TypeError
@@ -830,8 +841,23 @@ class TabularSchema:
         n = X.shape[0]
         Z = np.empty((n, self.n_features), dtype=np.float32)
         unknown = np.zeros((n, self.n_features), dtype=bool)
+        missing = np.zeros((n, self.n_features), dtype=bool)
         for j, spec in enumerate(self.columns):
             col = _column(X, j)
+            if return_missing:
+                values = col.to_numpy() if isinstance(col, pd.Series) else np.asarray(col)
+                miss = np.isnan(values) if values.dtype.kind == "f" else _is_missing(values)
+                if miss.any():
+                    missing[:, j] = miss
+                    # A valid stand-in where the cell is missing (the column's mean, or its
+                    # first category): the network reads a value it knows, and the caller
+                    # masks the cell out of every score.
+                    if spec.kind == "continuous":
+                        col = _to_float(np.where(miss, 0.0, values.astype(object)), spec.name)
+                        col[miss] = spec.mean
+                    else:
+                        col = values.astype(object)
+                        col[miss] = spec.categories[0]
             if spec.kind == "continuous":
                 x = _to_float(col, spec.name)
                 _check_finite(x, spec.name)
@@ -887,7 +913,8 @@ class TabularSchema:
                     )
                 Z[:, j] = np.where(bad, 0, codes)
                 unknown[:, j] = bad
-        return (Z, unknown) if return_unknown else Z
+        out = [Z] + [unknown] * return_unknown + [missing] * return_missing
+        return out[0] if len(out) == 1 else tuple(out)
 
     def decode(self, Z: np.ndarray) -> Any:
         """Turn an encoded matrix back into rows of the user's kinds and dtypes.
