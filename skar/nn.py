@@ -581,21 +581,23 @@ class ContextTokens(nn.Module):
         return tokens.index_add_(1, self.column_of_unit, parts)
 
 
-def _as_context(y: Any) -> Any:
-    """``y`` as a 2-D table: a DataFrame stays one, a Series becomes a one-column frame, an
-    array-like of shape ``(n,)`` one column and of shape ``(n, k)`` ``k`` columns."""
+def _as_context(y: Any) -> pd.DataFrame:
+    """``y`` as a DataFrame: a DataFrame stays one, a Series becomes a one-column frame, an
+    array-like of shape ``(n,)`` one column and of shape ``(n, k)`` ``k`` columns (named
+    ``0 .. k-1``). As a frame, string and object columns are categorical whatever their
+    values ("1", "2" are labels, not numbers)."""
     if isinstance(y, pd.DataFrame):
         return y
     if isinstance(y, pd.Series):
         return y.to_frame()
     y = np.asarray(y)
     if y.ndim == 1:
-        return y.reshape(-1, 1)
+        y = y.reshape(-1, 1)
     if y.ndim != 2:
         raise ValueError(
             f"y must be 1-D (one column) or 2-D (one row per sample); got shape {y.shape}"
         )
-    return y
+    return pd.DataFrame(y)
 
 
 def _context_units(schema: TabularSchema, Z: np.ndarray) -> np.ndarray:
@@ -672,9 +674,7 @@ class ConditionalTabularMixin:
             if len(first) <= self.max_marginal_contexts:
                 rows = np.sort(first)
                 order = np.argsort(first)
-                values = Y.iloc[rows].reset_index(drop=True) if isinstance(
-                    Y, pd.DataFrame) else Y[rows]
-                self.context_values_ = values
+                self.context_values_ = Y.iloc[rows].reset_index(drop=True)
                 self.context_prior_ = counts[order] / counts.sum()
             return units
         if not self._fitted_with_y():
@@ -694,7 +694,7 @@ class ConditionalTabularMixin:
                 f"y has {Y.shape[1]} column(s), but {type(self).__name__} was fitted with "
                 f"{schema.n_features} y column(s)"
             )
-        if schema.is_frame and isinstance(Y, pd.DataFrame):
+        if isinstance(y, pd.DataFrame):
             names = [c.name for c in schema.columns]
             if list(Y.columns) != names:
                 raise ValueError(
@@ -723,8 +723,9 @@ class ConditionalTabularMixin:
             if missing.any():
                 row = int(np.flatnonzero(missing)[0])
                 name = Y.columns[j] if isinstance(Y, pd.DataFrame) else j
+                value = np.asarray(col, dtype=object)[row]
                 raise ValueError(
-                    f"y column {name!r} holds a missing value ({np.asarray(col)[row]!r}) at "
+                    f"y column {name!r} holds a missing value ({value!r}) at "
                     f"row {row}; the conditioning y must be complete (impute or drop those "
                     "rows)"
                 )
@@ -790,22 +791,22 @@ default=None
             values, prior = self._context_support()
             rs = check_random_state(self.random_state if random_state is None else random_state)
             rows = rs.choice(len(prior), n_samples, p=prior)
-            y = values.iloc[rows] if isinstance(values, pd.DataFrame) else values[rows]
+            y = values.iloc[rows].reset_index(drop=True)
             return super().sample(n_samples, random_state=rs, y=y)
         if isinstance(y, dict):
             y = pd.DataFrame({k: [v] for k, v in y.items()})
         if np.ndim(y) == 0:
             y = [y]
-        Y = _as_context(y)
         width = self.context_schema_.n_features
         if not isinstance(y, (pd.DataFrame, pd.Series)) and np.ndim(y) == 1 and width > 1:
-            Y = np.asarray(y).reshape(1, -1)  # one row of several y columns
+            y = np.asarray(y).reshape(1, -1)  # one row of several y columns
+        Y = _as_context(y)
+        if not isinstance(y, pd.DataFrame) and Y.shape[1] == width:
+            Y.columns = [c.name for c in self.context_schema_.columns]  # positional y
         if Y.shape[0] == 1 and n_samples > 1:
             Y = _repeat_row(Y, 0, n_samples)
         return super().sample(n_samples, random_state=random_state, y=Y)
 
 
-def _repeat_row(values: Any, j: int, n: int) -> Any:
-    if isinstance(values, pd.DataFrame):
-        return values.iloc[[j] * n].reset_index(drop=True)
-    return np.repeat(np.asarray(values)[j : j + 1], n, axis=0)
+def _repeat_row(values: pd.DataFrame, j: int, n: int) -> pd.DataFrame:
+    return values.iloc[[j] * n].reset_index(drop=True)
