@@ -1,7 +1,7 @@
 """
-=================================
-Learning curves from ``history_``
-=================================
+=============================================
+Learning curves from ``selection_history_``
+=============================================
 
 Every skar estimator keeps its training history in ``history_``, a
 :class:`pandas.DataFrame` with one row per epoch: the mean negative log-likelihood of the
@@ -9,9 +9,12 @@ training rows (``train_nll``) and of the rows held out for early stopping (``val
 in nats per row in the units of the data, and the epoch's duration.
 
 Here three estimators are fitted on UCI red wine (11 physico-chemical columns). Early stopping
-ends a fit once the validation NLL has not improved for ``n_iter_no_change`` epochs, and
-restores the weights of the best epoch (marked with a dot); ``max_iter`` caps the number
-of epochs (kept small here so that the example runs in seconds).
+ends a fit once the validation NLL has not improved for ``n_iter_no_change`` epochs (a patience
+that grows with the epochs run, ``patience_fraction``), and the best epoch (marked with a dot)
+sets the epoch count; MADE and the Transformer then train again on all rows for that many
+epochs (``refit=True``, their default), so their ``history_`` is the refit's and the curves
+below, with their validation NLL, are ``selection_history_``. ``max_iter`` caps the number of
+epochs (kept small here so that the example runs in seconds).
 """
 
 # %%
@@ -32,23 +35,24 @@ models = {
 for model in models.values():
     model.fit(X)
 
-models["MADEDensity"].history_.head()
+models["MADEDensity"].selection_history_.head()
 
 # %%
 # Plot train and validation NLL per epoch. Lower is better; the gap between the two curves
 # is the over-fit.
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), sharey=True, layout="constrained")
 for ax, (name, model) in zip(axes, models.items()):
-    h = model.history_
+    h = model.selection_history_
     ax.plot(h["epoch"], h["train_nll"], label="train")
     ax.plot(h["epoch"], h["valid_nll"], label="validation")
     best = h["valid_nll"].idxmin()
     ax.plot(h.loc[best, "epoch"], h.loc[best, "valid_nll"], "o", color="C1")
-    ax.set_title(f"{name}\n{model.n_iter_} epochs, "
-                 f"{h['duration'].sum():.1f} s", fontsize=10)
+    ax.set_title(f"{name}\nbest epoch {h.loc[best, 'epoch']}, "
+                 f"{h['duration'].sum() + model.history_['duration'].sum():.1f} s", fontsize=10)
     ax.set_xlabel("epoch")
     ax.grid(alpha=0.3)
 axes[0].set_ylabel("negative log-likelihood (nats per wine)")
 axes[0].legend()
-axes[0].set_ylim(top=float(min(m.history_["train_nll"].iloc[0] for m in models.values())))
+axes[0].set_ylim(
+    top=float(min(m.selection_history_["train_nll"].iloc[0] for m in models.values())))
 plt.show()

@@ -112,6 +112,16 @@ def test_history_and_early_stopping(data):
     assert h["valid_nll"].iloc[-1] > h["valid_nll"].min()
     no_es = MADEDensity(**{**FAST, "early_stopping": False}).fit(data)
     assert no_es.history_["valid_nll"].isna().all() and no_es.n_iter_ == 3
+    assert no_es.selection_history_ is no_es.history_  # one run: it chose the epochs
+
+
+def test_selection_history_is_the_run_whose_best_epoch_the_refit_trains_for(data):
+    est = MADEDensity(hidden_layer_sizes=(64, 64), max_iter=300, n_iter_no_change=3,
+                      learning_rate_init=1e-2, refit=True, random_state=0).fit(data[:60])
+    chosen = est.selection_history_
+    assert chosen["valid_nll"].notna().all() and est.history_["valid_nll"].isna().all()
+    best = int(chosen.loc[chosen["valid_nll"].idxmin(), "epoch"])
+    assert est.n_iter_ == len(est.history_) == best < len(chosen)
 
 
 def test_sample_weight_gives_the_weighted_frequency():
