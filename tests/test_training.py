@@ -198,7 +198,9 @@ def test_refit_trains_on_all_rows_for_the_chosen_epochs():
     np.testing.assert_allclose(starts, [initial, initial], rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("name", ["MADEDensity", "ARTransformerDensity"])
+@pytest.mark.parametrize(
+    "name", ["MADEDensity", "ARTransformerDensity", "NADEDensity", "RNADEDensity"]
+)
 @pytest.mark.parametrize("seed", [0, 1])
 def test_marginal_start_is_the_product_of_the_fitted_marginals(name, seed):
     rng = np.random.default_rng(0)
@@ -229,3 +231,26 @@ def test_no_refit_after_a_diverged_run():
         net.fit(_data(n=64, seed=1) | {"x": _data(n=64, seed=1)["x"] * 1e3}, None)
     assert not hasattr(net, "refit_epochs_")
     assert module.rows_trained == 48 * len(net.history)  # the selection run only
+
+
+@pytest.mark.parametrize("name", ["NADEDensity", "RNADEDensity"])
+def test_nade_estimators_train_with_the_recipe_they_declare(name):
+    """NADE and RNADE hand their recipe parameters to the net: the cosine rates of the
+    closed form epoch by epoch, and a refit on all rows for the epochs early stopping chose;
+    with the recipe off, neither."""
+    X = np.random.default_rng(0).normal(size=(200, 2))
+    common = dict(hidden_layer_sizes=(8,), n_components=2, max_iter=12, random_state=0,
+                  learning_rate_init=1e-2, n_iter_no_change=2)
+    est = getattr(skar, name)(lr_schedule="cosine", refit=True, **common).fit(X)
+    T, W = 12, 1  # warm-up round(0.05 * 12) = 1 epoch
+    rates = [1e-2 * ((t + 1) / W if t < W else
+                     0.5 * (1 + math.cos(math.pi * (t - W) / (T - W)))) for t in range(T)]
+    n_run = len(est.net_.selection_history_)
+    np.testing.assert_allclose(est.net_.selection_history_[:, "event_lr"], rates[:n_run],
+                               rtol=1e-6)
+    chosen = int(np.argmin(est.net_.selection_history_[:, "valid_loss"])) + 1
+    assert est.net_.refit_epochs_ == chosen == est.n_iter_
+    off = getattr(skar, name)(lr_schedule=None, average_weights=0.0, patience_fraction=0.0,
+                              refit=False, **common).fit(X)
+    assert not hasattr(off.net_, "refit_epochs_")
+    assert "event_lr" not in off.net_.history[-1]

@@ -50,6 +50,7 @@ from torch import Tensor, nn
 from ..base import (
     MIXTURE_CONSTRAINTS,
     ORDERING_CONSTRAINTS,
+    RECIPE_CONSTRAINTS,
     BaseAutoregressiveDensity,
     DensityModule,
     make_orderings,
@@ -70,6 +71,7 @@ __all__ = [
 ]
 
 _ACTIVATIONS = {"logistic": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh}
+_ACTIVATIONS_INPLACE = {"logistic": torch.sigmoid_, "relu": torch.relu_, "tanh": torch.tanh_}
 
 
 # Elements of one (block, B, H) slice of the NADE pass. On the CPU, small enough that a
@@ -125,20 +127,39 @@ def _tied_hidden(x: Tensor, W: Tensor, carry: Tensor, tri: Tensor, rho: Tensor |
         a_i = \text{carry} + \sum_{p_0 \le j \le i} x_j W_j
             = c + \sum_{j < i} W_{:, o_j} x_{o_j},\qquad h_i = \mathrm{act}(\rho_i a_i),
 
-    with ``carry`` the ``a`` of the position before the block (``c`` before the first). The
-    inclusive prefix sum is one product with the lower-triangular matrix of ones ``tri``; the
-    next block's carry is ``a[-1]``. Training, scoring and sampling all run the recurrence
-    through this function: the passes with cache-sized blocks (:class:`_TiedPass`), the
-    incremental sampler with blocks of one position (:meth:`NADE.sample`).
+    with ``carry`` the ``a`` of the position before the block (``c`` before the first). Under
+    autograd the inclusive prefix sum is one product with the lower-triangular matrix of ones
+    ``tri``; without a graph it is the running sum itself, one in-place multiply-add per
+    position. The next block's carry is ``a[-1]``. Training, scoring and sampling all run the
+    recurrence through this function: the passes with cache-sized blocks (:class:`_TiedPass`),
+    the incremental sampler with blocks of one position (:meth:`NADE.sample`).
     """
     k = x.shape[0]
-    if x.shape[2] == 1:  # one unit per position: an outer product, no matmul needed
-        v = x * W  # (k, B, 1) * (k, 1, H) -> (k, B, H)
-    else:
-        v = torch.bmm(x, W)  # (k, B, U) @ (k, U, H) -> (k, B, H)
-    a = torch.mm(tri[:k, :k], v.view(k, -1)).view_as(v).add_(carry)
-    z = a if rho is None else a * rho.view(k, 1, 1)
-    return a, _ACTIVATIONS[activation](z)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad
+                                       for t in (x, W, carry, rho)):
+        # Differentiated by autograd (a pass of one block in training): out-of-place.
+        if x.shape[2] == 1:  # one unit per position: an outer product, no matmul needed
+            v = x * W  # (k, B, 1) * (k, 1, H) -> (k, B, H)
+        else:
+            v = torch.bmm(x, W)  # (k, B, U) @ (k, U, H) -> (k, B, H)
+        a = torch.mm(tri[:k, :k], v.view(k, -1)).view_as(v).add_(carry)
+        z = a if rho is None else a * rho.view(k, 1, 1)
+        return a, _ACTIVATIONS[activation](z)
+    # Without a graph (scoring, sampling, _TiedPass's forward and recomputation): the running
+    # sum itself, one fused multiply-add per position written in place, a_i = a_{i-1} + x_i W_i.
+    # It is k (B, H) updates where the triangle product costs k(k+1)/2, and it forms no
+    # (k, B, H) product tensor: 1.4 times faster at scoring's blocks of 4 positions of 655
+    # rows, H = 100 (one thread); the sums agree with the triangle's to float32 rounding.
+    a = x.new_empty(k, x.shape[1], W.shape[2])
+    prev = carry
+    for i in range(k):
+        if x.shape[2] == 1:  # (B, 1) * (1, H) + (B, H)
+            torch.addcmul(prev, x[i], W[i], out=a[i])
+        else:  # (B, U) @ (U, H) + (B, H)
+            torch.addmm(prev, x[i], W[i], out=a[i])
+        prev = a[i]
+    h = a.clone() if rho is None else torch.mul(a, rho.view(k, 1, 1))
+    return a, _ACTIVATIONS_INPLACE[activation](h)
 
 
 def _tied_block(x: Tensor, W: Tensor, carry: Tensor, tri: Tensor, rho: Tensor | None,
@@ -354,7 +375,11 @@ class NADE(OrderedNetwork):
             # that autograd keeps, and measured no faster (benchmarks/nade, red-wine shape).
             theta, _, _ = _tied_block(x, W, self.c.expand(u.shape[0], H), _lower_ones(D, x),
                                       self.rho, V, b, self.activation_name)
-        return out.flat(theta[self.positions[member]].transpose(0, 1))  # (D, B, K_max) -> flat
+        # (D, B, K_max) in position order -> (B, D, K_max) in column order, one copy
+        theta = theta.transpose(0, 1)[:, self.positions[member]]
+        if out.flat_index.numel() == theta.shape[1] * theta.shape[2]:
+            return theta.reshape(theta.shape[0], -1)  # every column has K_max outputs: a view
+        return out.flat(theta)
 
     def _padded_weights(self) -> Tensor:
         """``W`` with a zero column for the zero unit: ``(H, n_units + 1)``."""
@@ -612,6 +637,7 @@ class _NADEBase(BaseAutoregressiveDensity):
         **BaseAutoregressiveDensity._parameter_constraints,
         **MIXTURE_CONSTRAINTS,
         **ORDERING_CONSTRAINTS,
+        **RECIPE_CONSTRAINTS,
         "hidden_layer_sizes": ["array-like"],
         "order_agnostic": ["boolean"],
         "activation": [StrOptions({"auto", *_ACTIVATIONS})],
@@ -785,6 +811,10 @@ class NADEDensity(_NADEBase):
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,
         tol: float = 1e-4,
+        lr_schedule: str | None = "cosine",
+        average_weights: float = 0.99,
+        patience_fraction: float = 0.5,
+        refit: bool = True,
         random_state: Any = None,
         verbose: int = 0,
         device: str = "auto",
@@ -892,6 +922,10 @@ class RNADEDensity(_NADEBase):
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,
         tol: float = 1e-4,
+        lr_schedule: str | None = "cosine",
+        average_weights: float = 0.99,
+        patience_fraction: float = 0.5,
+        refit: bool = True,
         random_state: Any = None,
         verbose: int = 0,
         device: str = "auto",
