@@ -712,7 +712,8 @@ class SkarImputer(TransformerMixin, BaseEstimator):
     n_proposals : int, default=256
         Proposals per row for sampling-importance-resampling (:func:`sample_conditional`).
     random_state : int, RandomState instance or None, default=None
-        Seeds the draws of ``transform``.
+        Seeds the draws of ``transform``; ``None`` uses the seed 0, so that ``transform`` is
+        deterministic (pass other integers for other multiple imputations).
 
     Attributes
     ----------

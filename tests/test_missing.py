@@ -21,7 +21,10 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skar.missing import SkarImputer, impute, marginal_score_samples, sample_conditional
 from skar.models.made import MADEDensity
+from skar.models.masde import MASDEDensity
 from skar.models.nade import NADEDensity, RNADEDensity
+from skar.models.rnn import RNNDensity
+from skar.models.transformer import ARTransformerDensity
 from skar.models.wavenet import WaveNetDensity
 
 FAST = dict(max_iter=4, early_stopping=False, random_state=0)
@@ -42,6 +45,13 @@ BINARY_MODELS = {
     "made-ensemble": lambda: MADEDensity((16,), n_orderings=3, order="random", **FAST),
     "nade": lambda: NADEDensity((8,), **FAST),
     "nade-orderings": lambda: NADEDensity((8,), n_orderings=2, order="random", **FAST),
+    "nade-order-agnostic": lambda: NADEDensity((8,), order_agnostic=True, n_orderings=2,
+                                               **FAST),
+    # The other tabular models go through the same hooks (ordering, forward, families).
+    "transformer": lambda: ARTransformerDensity(d_model=8, n_heads=2, n_layers=1,
+                                                n_orderings=2, **FAST),
+    "rnn": lambda: RNNDensity(hidden_size=8, **FAST),
+    "masde": lambda: MASDEDensity(**FAST),
 }
 
 
