@@ -35,6 +35,12 @@ the observed ones. Training draws, for every row, a random ordering and a split 
 an unbiased estimate of :math:`\\mathbb{E}_o[\\log p(x \\mid o)]` over all ``D!`` orderings.
 Scoring is the exact chain rule under each of ``K`` fixed orderings (``D`` masked passes per
 ordering) and the ensemble :math:`p(x) = \\frac1K \\sum_k p(x \\mid o^{(k)})` (EoNADE).
+
+**Conditioning** (``fit(X, y)``, :math:`p(x \\mid y)`): the context units ``u_y`` of ``y``
+(:class:`skar.nn.ConditionalTabularMixin`) shift the hidden bias of every row, a conditioning
+bias ``a_1 = c + V_y u_y``, which the running sum carries to every position; the deep
+order-agnostic NADE adds ``V_y u_y`` to its first hidden pre-activation. ``V_y`` exists only
+when ``y`` is given.
 """
 
 from __future__ import annotations
@@ -58,7 +64,7 @@ from ..base import (
     shared_params,
 )
 from ..distributions import ColumnConditionals
-from ..nn import ColumnHeads, OrderedNetwork, OrderingEnsemble
+from ..nn import ColumnHeads, ConditionalTabularMixin, OrderedNetwork, OrderingEnsemble
 from ..schema import OneHotInputs, TabularSchema
 
 __all__ = [
@@ -173,6 +179,23 @@ def _tied_block(x: Tensor, W: Tensor, carry: Tensor, tri: Tensor, rho: Tensor | 
     return theta, a, h
 
 
+def _context_bias(context_sizes: list[int] | None, width: int) -> nn.Linear | None:
+    """``V_y``: the context units into ``width`` hidden units, random as the input weights are
+    (a zero start would sit with the zeroed output weights of a marginal start on a saddle
+    where neither moves); None for an unconditional network."""
+    if context_sizes is None:
+        return None
+    return nn.Linear(int(sum(context_sizes)), width, bias=False)
+
+
+def _check_context(layer: nn.Module | None, context: Tensor | None) -> None:
+    if (context is None) != (layer is None):
+        raise ValueError(
+            "this network was built " + ("with" if layer is not None else "without")
+            + " a conditioning bias; pass context exactly when it has one"
+        )
+
+
 def _lower_ones(block: int, like: Tensor) -> Tensor:
     """The ``(block, block)`` lower-triangular matrix of ones (diagonal included)."""
     return torch.ones(block, block, dtype=like.dtype, device=like.device).tril_()
@@ -226,14 +249,14 @@ class _TiedPass(torch.autograd.Function):
         # One block (a small model): keep its a and h, there is nothing to gain by recomputing.
         kept = (a, h) if len(blocks) == 1 else ()
         ctx.save_for_backward(x, W, rho, V, carries, tri, *kept)
-        ctx.activation, ctx.block = activation, block
+        ctx.activation, ctx.block, ctx.c_rows = activation, block, c.dim()
         return theta
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad_theta: Tensor) -> tuple[Tensor | None, ...]:
         x, W, rho, V, carries, tri, *kept = ctx.saved_tensors
-        activation, block = ctx.activation, ctx.block
+        activation, block, c_rows = ctx.activation, ctx.block, ctx.c_rows
         D = x.shape[0]
         grad_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None
         grad_W, grad_V = torch.empty_like(W), torch.empty_like(V)
@@ -263,7 +286,7 @@ class _TiedPass(torch.autograd.Function):
             torch.bmm(x[p0:p1].transpose(1, 2), grad_v, out=grad_W[p0:p1])  # (k, U, H)
             if grad_x is not None:
                 torch.bmm(grad_v, W[p0:p1].transpose(1, 2), out=grad_x[p0:p1])  # (k, B, U)
-        grad_c = g.sum(0)  # c enters every a_i
+        grad_c = g.sum(0) if c_rows == 1 else g  # c (H,) or a bias per row (B, H)
         return grad_x, grad_W, grad_c, grad_rho, grad_V, grad_theta.sum(1), None, None
 
 
@@ -294,11 +317,16 @@ class NADE(OrderedNetwork):
     activation : {"logistic", "relu", "tanh"}
     seed : int
         Seeds the orderings and the per-minibatch ordering draws.
+    context_sizes : list of int or None, default=None
+        Units of every column of the conditioning ``y``; None for an unconditional network,
+        which then has no ``context`` layer.
 
     Attributes
     ----------
     W : Parameter of shape (H, n_units)
         Tied input weights; ``c`` (H,) the hidden bias; ``rho`` (D,) the per-position scales.
+    context : torch.nn.Linear or None
+        ``V_y``, the conditioning bias ``c + V_y u_y`` (conditional networks only).
     outputs : skar.nn.ColumnHeads
         The untied output layer ``theta_d = V_d h + b_d``.
     ensemble : skar.nn.OrderingEnsemble
@@ -316,6 +344,7 @@ class NADE(OrderedNetwork):
         rescale: bool = False,
         activation: str = "logistic",
         seed: int = 0,
+        context_sizes: list[int] | None = None,
     ) -> None:
         super().__init__()
         D = len(input_sizes)
@@ -345,17 +374,26 @@ class NADE(OrderedNetwork):
                 slots[m, i + 1, : hi - lo] = np.arange(lo, hi)
         self.register_buffer("input_slots", torch.as_tensor(slots), persistent=False)
         self.ensemble = OrderingEnsemble(orderings, rng)
+        # Created last, and only with y: an unconditional network draws what it drew before.
+        self.context = _context_bias(context_sizes, n_hidden)
+
+    def hidden_bias(self, context: Tensor | None, n_rows: int) -> Tensor:
+        """``a_1``: ``c`` expanded to ``(B, H)``, plus ``V_y u_y`` with a context."""
+        _check_context(self.context, context)
+        if context is None:
+            return self.c.expand(n_rows, self.c.shape[0])
+        return self.c + self.context(context.to(self.c.dtype))  # (B, H)
 
     def init_marginals(self, theta0: Tensor, independent: Tensor) -> None:
         """Set the output biases to ``theta0`` and zero the output weights of the parameters
         flagged ``independent`` (see :meth:`skar.base.AutoregressiveNetwork.init_marginals`)."""
         self.outputs.init_marginals(theta0, independent)
 
-    def forward(self, x: Tensor, member: int = 0) -> Tensor:
+    def forward(self, x: Tensor, member: int = 0, context: Tensor | None = None) -> Tensor:
         """``(B, D)`` encoded rows -> ``(B, n_params)`` conditional parameters."""
-        return self.forward_units(self.inputs(x), member)
+        return self.forward_units(self.inputs(x), member, context)
 
-    def forward_units(self, u: Tensor, member: int = 0) -> Tensor:
+    def forward_units(self, u: Tensor, member: int = 0, context: Tensor | None = None) -> Tensor:
         """All conditionals from input units ``(B, n_units)`` in one pass (no loop over D):
         :func:`_tied_block` over cache-sized blocks of the positions of ``ordering(member)``,
         in the working precision, for training and scoring alike; with several blocks through
@@ -363,17 +401,21 @@ class NADE(OrderedNetwork):
         D, H = self.n_features, self.W.shape[0]
         chunk = _row_chunk(D, H, u.device)
         if u.shape[0] > chunk:  # rows are independent: a pass per chunk of rows
-            return torch.cat([self.forward_units(c, member) for c in u.split(chunk)])
+            parts = [None] * len(u.split(chunk)) if context is None else context.split(chunk)
+            return torch.cat([self.forward_units(c, member, k)
+                              for c, k in zip(u.split(chunk), parts)])
+        bias = self.hidden_bias(context, u.shape[0])  # (B, H)
         order, out = self.orderings[member], self.outputs
         x, W = self._position_inputs(u, member)
         V, b = out.weight[order], out.bias[order]
         block = _block_size(D, u.shape[0], H, u.device)
         if block < D:
-            theta = _TiedPass.apply(x, W, self.c, self.rho, V, b, self.activation_name, block)
+            theta = _TiedPass.apply(x, W, self.c if context is None else bias, self.rho, V, b,
+                                    self.activation_name, block)
         else:
             # One block (a small model): the written-out gradient would keep the same a and h
             # that autograd keeps, and measured no faster (benchmarks/nade, red-wine shape).
-            theta, _, _ = _tied_block(x, W, self.c.expand(u.shape[0], H), _lower_ones(D, x),
+            theta, _, _ = _tied_block(x, W, bias, _lower_ones(D, x),
                                       self.rho, V, b, self.activation_name)
         # (D, B, K_max) in position order -> (B, D, K_max) in column order, one copy
         theta = theta.transpose(0, 1)[:, self.positions[member]]
@@ -397,8 +439,9 @@ class NADE(OrderedNetwork):
 
     @torch.no_grad()
     def sample(self, conditionals: ColumnConditionals, n_samples: int,
-               generator: torch.Generator) -> Tensor:
-        """Draw ``n_samples`` encoded rows incrementally: O(DH) per row.
+               generator: torch.Generator, context: Tensor | None = None) -> Tensor:
+        """Draw ``n_samples`` encoded rows incrementally: O(DH) per row (``context``: the
+        ``(n_samples, U)`` context units of a conditional network).
 
         Carries the running sum ``a`` ``(B, H)`` from one position to the next through
         :func:`_tied_block` with blocks of one position (the function the passes run over
@@ -409,7 +452,7 @@ class NADE(OrderedNetwork):
         discrete draws are the same unless a uniform falls within that rounding of a
         threshold, and continuous draws agree to float32 precision.
         """
-        D, H = self.n_features, self.W.shape[0]
+        D = self.n_features
         offsets = conditionals.offsets
         x = torch.zeros(n_samples, D, device=self.W.device)
         tri = _lower_ones(1, self.W)
@@ -424,7 +467,7 @@ class NADE(OrderedNetwork):
             # Column d's parameters are written into a (B, n_params) buffer and drawn from
             # there, so the family sees the same memory layout as in the generic loop.
             params = W_all.new_zeros(B, offsets[-1])
-            carry = self.c.expand(B, H)
+            carry = self.hidden_bias(None if context is None else context[rows], B)
             for i, d in enumerate(self.ensemble.host_orderings[m]):
                 p = slice(i, i + 1)
                 theta, a, _ = _tied_block(units[:, slots[i]].unsqueeze(0), W[p], carry, tri,
@@ -443,10 +486,11 @@ class NADE(OrderedNetwork):
         return x
 
 
-def sample_nade(module: DensityModule, n_samples: int, generator: torch.Generator) -> Tensor:
+def sample_nade(module: DensityModule, n_samples: int, generator: torch.Generator,
+                context: Tensor | None = None) -> Tensor:
     """Exact incremental NADE/RNADE sampler, O(DH) per row: :meth:`NADE.sample` of
     ``module.network`` with ``module.conditionals``."""
-    return NADE.sample(module.network, module.conditionals, n_samples, generator)
+    return NADE.sample(module.network, module.conditionals, n_samples, generator, context)
 
 
 class OrderAgnosticNADE(OrderedNetwork):
@@ -483,6 +527,7 @@ class OrderAgnosticNADE(OrderedNetwork):
         order: Any = "natural",
         activation: str = "relu",
         seed: int = 0,
+        context_sizes: list[int] | None = None,
     ) -> None:
         super().__init__()
         D = len(input_sizes)
@@ -502,6 +547,8 @@ class OrderAgnosticNADE(OrderedNetwork):
         col_of_param = np.repeat(np.arange(D), output_sizes)
         self.register_buffer("col_of_param", torch.as_tensor(col_of_param), persistent=False)
         self._train_rng = np.random.default_rng(rng.integers(2**63 - 1))
+        # Created last, and only with y: V_y u_y joins the first hidden pre-activation.
+        self.context = _context_bias(context_sizes, hidden_layer_sizes[0])
 
     @torch.no_grad()
     def init_marginals(self, theta0: Tensor, independent: Tensor) -> None:
@@ -510,13 +557,18 @@ class OrderAgnosticNADE(OrderedNetwork):
         self.output.weight[independent.to(self.output.weight.device)] = 0.0
         self.output.bias.copy_(theta0.to(self.output.bias))
 
-    def masked_params(self, u: Tensor, mask: Tensor) -> Tensor:
-        """The MLP on input units ``u`` (B, n_units) with observed-column mask (B, D) -> (B, P)."""
+    def masked_params(self, u: Tensor, mask: Tensor, context: Tensor | None = None) -> Tensor:
+        """The MLP on input units ``u`` (B, n_units) with observed-column mask (B, D) -> (B, P)
+        (``context`` (B, U_y): the conditioning bias of the first layer)."""
+        _check_context(self.context, context)
         unit_mask = mask[:, self.inputs.column_of_unit]
         h = torch.cat([u * unit_mask, mask], dim=1)
         act = _ACTIVATIONS[self.activation_name]
-        for layer in self.hidden:
-            h = act(layer(h))
+        for li, layer in enumerate(self.hidden):
+            a = layer(h)
+            if li == 0 and context is not None:
+                a = a + self.context(context.to(a.dtype))
+            h = act(a)
         return self.output(h)
 
     def training_log_prob(
@@ -532,16 +584,16 @@ class OrderAgnosticNADE(OrderedNetwork):
         n_obs = torch.as_tensor(self._train_rng.integers(0, D, B), device=x.device)
         rank = keys.argsort(1).argsort(1)  # a random ordering's positions, per row
         observed = (rank < n_obs.unsqueeze(1)).to(x.dtype)  # (B, D)
-        params = self.masked_params(self.inputs(x), observed)
+        params = self.masked_params(self.inputs(x), observed, context)
         logp = conditionals.log_prob(params, x)  # (B, D)
         weight = D / (D - n_obs).to(x.dtype)
         return weight * ((1.0 - observed) * logp).sum(1)
 
-    def forward(self, x: Tensor, member: int = 0) -> Tensor:
+    def forward(self, x: Tensor, member: int = 0, context: Tensor | None = None) -> Tensor:
         """``(B, D)`` encoded rows -> ``(B, n_params)``: the exact chain rule of one ordering."""
-        return self.forward_units(self.inputs(x), member)
+        return self.forward_units(self.inputs(x), member, context)
 
-    def forward_units(self, u: Tensor, member: int = 0) -> Tensor:
+    def forward_units(self, u: Tensor, member: int = 0, context: Tensor | None = None) -> Tensor:
         """D masked passes (chunked): column ``o_i``'s parameters see ``x_{o_<i}`` only."""
         B, D = u.shape[0], self.n_features
         pos = self.positions[member]  # (D,)
@@ -554,7 +606,8 @@ class OrderAgnosticNADE(OrderedNetwork):
             mask = (pos.unsqueeze(0) < i.unsqueeze(1)).to(u.dtype)  # (c, D)
             c = i.numel()
             params = self.masked_params(
-                u.repeat(c, 1), mask.repeat_interleave(B, dim=0)
+                u.repeat(c, 1), mask.repeat_interleave(B, dim=0),
+                None if context is None else context.repeat(c, 1),
             ).view(c, B, -1)
             sel = torch.nonzero((pos_of_param >= s) & (pos_of_param < s + c)).squeeze(1)
             out[:, sel] = params[pos_of_param[sel] - s, :, sel].T
@@ -562,7 +615,7 @@ class OrderAgnosticNADE(OrderedNetwork):
 
     @torch.no_grad()
     def sample(self, conditionals: ColumnConditionals, n_samples: int,
-               generator: torch.Generator) -> Tensor:
+               generator: torch.Generator, context: Tensor | None = None) -> Tensor:
         """Draw ``n_samples`` encoded rows with one masked pass per position (D passes).
 
         :func:`skar.base.sample_plain` would call the evaluation-mode forward, itself D passes,
@@ -576,8 +629,9 @@ class OrderAgnosticNADE(OrderedNetwork):
         for m, rows in member_rows(self.n_members, n_samples, generator, device):
             xm = torch.zeros(rows.numel(), D, device=device)
             mask = torch.zeros(rows.numel(), D, device=device)
+            cm = None if context is None else context[rows]
             for d in self.ensemble.host_orderings[m]:
-                params = self.masked_params(self.inputs(xm), mask)
+                params = self.masked_params(self.inputs(xm), mask, cm)
                 xm[:, d] = families[d].sample(params[:, offsets[d] : offsets[d + 1]], generator)
                 mask[:, d] = 1.0
             x[rows] = xm
@@ -585,11 +639,13 @@ class OrderAgnosticNADE(OrderedNetwork):
 
 
 def sample_order_agnostic(
-    module: DensityModule, n_samples: int, generator: torch.Generator
+    module: DensityModule, n_samples: int, generator: torch.Generator,
+    context: Tensor | None = None,
 ) -> Tensor:
     """Sampler for order-agnostic NADE, one masked pass per position:
     :meth:`OrderAgnosticNADE.sample` of ``module.network`` with ``module.conditionals``."""
-    return OrderAgnosticNADE.sample(module.network, module.conditionals, n_samples, generator)
+    return OrderAgnosticNADE.sample(module.network, module.conditionals, n_samples, generator,
+                                    context)
 
 
 # What NADEDensity and RNADEDensity document alike: init_params, the shared training
@@ -628,8 +684,9 @@ _SHARED_DOC = """    init_params : {"marginals", "random"}, default="marginals"
 """
 
 
-class _NADEBase(BaseAutoregressiveDensity):
-    """Shared fit-time logic of :class:`NADEDensity` and :class:`RNADEDensity`."""
+class _NADEBase(ConditionalTabularMixin, BaseAutoregressiveDensity):
+    """Shared fit-time logic of :class:`NADEDensity` and :class:`RNADEDensity`; ``fit(X, y)``
+    learns ``p(x | y)`` through a conditioning bias (:class:`skar.nn.ConditionalTabularMixin`)."""
 
     _rescale: bool = False
 
@@ -666,6 +723,7 @@ class _NADEBase(BaseAutoregressiveDensity):
             n_orderings=self.n_orderings,
             order=self.order,
             seed=seed,
+            context_sizes=self._context_sizes(),
         )
         if self.order_agnostic:
             act = "relu" if self.activation == "auto" else self.activation
@@ -707,9 +765,9 @@ class _NADEBase(BaseAutoregressiveDensity):
         self, n_samples: int, generator: torch.Generator, context: Tensor | None = None
     ) -> Tensor:
         """The fitted network's own fast sampler (:meth:`NADE.sample` or
-        :meth:`OrderAgnosticNADE.sample`; NADE is unconditional: ``context`` is None)."""
+        :meth:`OrderAgnosticNADE.sample`), with the context of a conditional fit."""
         module = self.net_.module_
-        return module.network.sample(module.conditionals, n_samples, generator)
+        return module.network.sample(module.conditionals, n_samples, generator, context)
 
 
 class NADEDensity(_NADEBase):
