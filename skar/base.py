@@ -1084,7 +1084,7 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             self, Z[rows], np.zeros_like(missing[rows]) if unknown is None else unknown[rows],
             missing[rows], None if context is None else context[rows],
             n_draws=skar_missing.N_DRAWS, max_completions=skar_missing.MAX_COMPLETIONS,
-            generator=torch.Generator().manual_seed(skar_missing.SCORE_SEED),
+            generator=skar_missing._generator(self, skar_missing.SCORE_SEED),
             per_feature=per_feature,
         )
 

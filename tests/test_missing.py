@@ -175,6 +175,10 @@ def test_continuous_marginal_equals_the_integral(continuous_model):
         ref = np.log(_density_integral(est, [0.0, x1], 0))
         assert method[0] == "importance" and 0 < std[0] < 0.05
         assert abs(scores[0] - ref) < 4 * std[0] + 1e-3
+    # score_samples is marginal_score_samples with its defaults, draw for draw.
+    X = np.array([[np.nan, -2.0], [0.4, np.nan], [np.nan, 0.5]])
+    np.testing.assert_array_equal(est.score_samples(X),
+                                  marginal_score_samples(est, X, return_std=False))
 
 
 def test_conditional_draws_match_the_models_conditional_moments(continuous_model):
