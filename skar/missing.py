@@ -95,12 +95,13 @@ def _check_supported(estimator: Any) -> None:
     schema = getattr(estimator, "schema_", None)
     encode = getattr(schema, "encode", None)
     if encode is None or "return_missing" not in inspect.signature(encode).parameters:
+        what = "it has no column schema" if schema is None else (
+            f"its {type(schema).__name__} has no encoding of missing cells")
         raise TypeError(
-            f"{type(estimator).__name__} does not support missing values: its "
-            f"{type(schema).__name__} has no encoding of missing cells. Missing values are "
-            "marginalised by the tabular estimators (MADEDensity, NADEDensity, RNADEDensity, "
-            "MASDEDensity, RNNDensity, ARTransformerDensity); impute or drop them first for "
-            "image and sequence models."
+            f"{type(estimator).__name__} does not support missing values: {what}. Missing "
+            "values are marginalised by the tabular estimators (MADEDensity, NADEDensity, "
+            "RNADEDensity, MASDEDensity, RNNDensity, ARTransformerDensity); impute or drop "
+            "them first for image and sequence models."
         )
 
 

@@ -15,6 +15,7 @@ import torch
 from scipy import integrate, stats
 from scipy.special import logsumexp
 from sklearn.base import clone
+from sklearn.neighbors import KernelDensity
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -363,6 +364,9 @@ def test_bad_arguments_and_unsupported_models_are_named(binary):
     for fn in (impute, sample_conditional, marginal_score_samples):
         with pytest.raises(TypeError, match="WaveNetDensity does not support missing values"):
             fn(wave, seq[:2])
+    with pytest.raises(TypeError, match="KernelDensity does not support missing values: it "
+                                        "has no column schema"):
+        SkarImputer(KernelDensity()).fit(binary)
 
 
 def test_unknown_categories_still_score_minus_inf_next_to_missing_cells():
