@@ -490,8 +490,9 @@ def sample_stepwise(
     module: DensityModule,
     n_samples: int,
     generator: torch.Generator,
-    init_state: Callable[[int, torch.device, torch.dtype], Any],
+    init_state: Callable[..., Any],
     step: Callable[[Tensor, int, int, Any], tuple[Tensor, Any]],
+    context: Tensor | None = None,
 ) -> Tensor:
     """Exact ancestral sampling through a network's incremental step: the loop of every fast
     sampler that carries something from one position to the next.
@@ -511,12 +512,16 @@ def sample_stepwise(
         CPU generator; every draw comes from it.
     init_state : callable
         ``init_state(n_rows, device, dtype)``: what a member's rows carry before step 0 (an
-        empty key/value cache; None for a recurrent state that starts at zero).
+        empty key/value cache; None for a recurrent state that starts at zero). With a
+        ``context``, ``init_state(n_rows, device, dtype, context_rows)`` with the rows'
+        ``(n_rows, U)`` context (a recurrent state that starts from ``y``).
     step : callable
         ``step(x, i, member, state) -> (params, state)``: the ``(n_rows, n_params_d)``
         parameters of column ``d = ordering(member)[i]`` from the rows drawn so far ``x``
         (``(n_rows, D)``, the columns of steps ``< i`` filled) and the state after step
         ``i - 1``, and the state after step ``i``.
+    context : Tensor of shape (n_samples, U), optional
+        The context units of a conditional network, one row per sample.
 
     Returns
     -------
@@ -534,7 +539,8 @@ def sample_stepwise(
         n = rows.numel()
         xm = torch.zeros(n, D, device=device)
         params = torch.zeros(n, cond.n_params, device=device, dtype=dtype)
-        state = init_state(n, device, dtype)
+        state = (init_state(n, device, dtype) if context is None
+                 else init_state(n, device, dtype, context[rows]))
         for i, d in enumerate(net.ordering(m).tolist()):
             params[:, cond.offsets[d] : cond.offsets[d + 1]], state = step(xm, i, m, state)
             xm[:, d] = cond.sample_column(params, d, generator)

@@ -12,10 +12,11 @@ import torch
 from scipy import stats
 from sklearn.base import clone
 
-from skar import ARTransformerDensity, MADEDensity, NADEDensity, RNADEDensity
+from skar import ARTransformerDensity, MADEDensity, NADEDensity, RNADEDensity, RNNDensity
 from skar.base import sample_plain
 from skar.models.made import MADE
 from skar.models.nade import NADE
+from skar.models.rnn import RNN
 from skar.models.transformer import ARTransformer
 
 from .contract import all_binary_rows
@@ -35,6 +36,10 @@ CONDITIONAL = {
     "nade": lambda **kw: NADEDensity(hidden_layer_sizes=(12,), **{**FAST, **kw}),
     "nade_ensemble": lambda **kw: NADEDensity(hidden_layer_sizes=(12,), n_orderings=2,
                                               order="random", **{**FAST, **kw}),
+    "rnn": lambda **kw: RNNDensity(hidden_size=8, **{**FAST, **kw}),
+    "rnn_gru_ensemble": lambda **kw: RNNDensity(hidden_size=8, cell="gru", n_layers=2,
+                                                n_orderings=2, order="random",
+                                                **{**FAST, **kw}),
     "nade_order_agnostic": lambda **kw: NADEDensity(hidden_layer_sizes=(12, 12),
                                                     order_agnostic=True, n_orderings=2,
                                                     **{**FAST, **kw}),
@@ -122,7 +127,7 @@ def test_samples_without_y_match_the_marginal(fitted_binary):
     assert _chi_square_pvalue(rows, probs, draws) > 1e-3
 
 
-@pytest.mark.parametrize("name", ["made", "transformer", "nade"])
+@pytest.mark.parametrize("name", ["made", "transformer", "nade", "rnn"])
 def test_a_continuous_conditional_integrates_to_one_for_every_y(name):
     rng = np.random.RandomState(0)
     y = rng.normal(size=500)
@@ -160,7 +165,7 @@ def test_a_mixed_frame_y_of_two_columns_is_normalised_for_each_row():
 
 
 # ---------------------------------------------------------------- conditioning helps
-@pytest.mark.parametrize("name", ["made", "transformer", "nade"])
+@pytest.mark.parametrize("name", ["made", "transformer", "nade", "rnn"])
 def test_conditioning_beats_the_unconditional_fit_on_held_out_rows(name):
     rng = np.random.RandomState(3)
     n = 1200
@@ -177,7 +182,7 @@ def test_conditioning_beats_the_unconditional_fit_on_held_out_rows(name):
 
 
 # ---------------------------------------------------------------- unconditional unchanged
-@pytest.mark.parametrize("name", ["made", "transformer", "nade"])
+@pytest.mark.parametrize("name", ["made", "transformer", "nade", "rnn"])
 def test_fit_without_y_builds_the_unconditional_network(name, binary_data):
     X, y = binary_data
     a = CONDITIONAL[name]().fit(X)
@@ -196,10 +201,14 @@ def test_fit_without_y_builds_the_unconditional_network(name, binary_data):
         def build(**kw):
             torch.manual_seed(0)
             return ARTransformer([1] * 4, ["binary"] * 4, [1] * 4, 8, 2, 1, seed=0, **kw)
-    else:
+    elif name == "nade":
         def build(**kw):
             torch.manual_seed(0)
             return NADE([1] * 4, ["binary"] * 4, [1] * 4, 12, seed=0, **kw)
+    else:
+        def build(**kw):
+            torch.manual_seed(0)
+            return RNN([1] * 4, ["binary"] * 4, [1] * 4, hidden_size=8, seed=0, **kw)
     plain, cond = build(), build(context_sizes=[1])
     n_plain = sum(p.numel() for p in plain.parameters())
     assert n_plain == sum(p.numel() for p in net.parameters())
@@ -208,7 +217,7 @@ def test_fit_without_y_builds_the_unconditional_network(name, binary_data):
         torch.testing.assert_close(cond.state_dict()[key], value, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("name", ["made", "transformer", "nade"])
+@pytest.mark.parametrize("name", ["made", "transformer", "nade", "rnn"])
 def test_refitting_without_y_forgets_the_conditioning(name, binary_data):
     X, y = binary_data
     est = CONDITIONAL[name]().fit(X, y)
@@ -227,20 +236,20 @@ def test_the_cached_transformer_sampler_draws_what_the_plain_loop_draws(binary_d
     torch.testing.assert_close(cached, plain, rtol=0, atol=0)
 
 
-def test_the_nade_samplers_draw_what_the_plain_loop_draws(binary_data):
+def test_the_nade_and_rnn_samplers_draw_what_the_plain_loop_draws(binary_data):
     X, y = binary_data
     context = None
-    for name in ("nade_ensemble", "nade_order_agnostic"):
+    for name in ("nade_ensemble", "nade_order_agnostic", "rnn_gru_ensemble"):
         est = CONDITIONAL[name]().fit(X, y)
         context = torch.as_tensor(est._encode_context(y[:500], reset=False))
         plain = sample_plain(est.net_.module_, 500, torch.Generator().manual_seed(5), context)
         fast = est._sample_encoded(500, torch.Generator().manual_seed(5), context=context)
-        # NADE's incremental sum rounds differently from the pass: a draw may flip only where
-        # a uniform falls within float32 rounding of its threshold.
+        # The incremental sum (state) rounds differently from the pass: a draw may flip only
+        # where a uniform falls within float32 rounding of its threshold.
         assert (fast != plain).float().mean() < 1e-3, name
 
 
-@pytest.mark.parametrize("name", ["made", "transformer", "nade"])
+@pytest.mark.parametrize("name", ["made", "transformer", "nade", "rnn"])
 def test_clone_pickle_and_get_params_of_a_conditional_fit(name, binary_data):
     X, y = binary_data
     est = CONDITIONAL[name]().fit(X, y.astype(str))

@@ -80,6 +80,7 @@ from ..base import (
 from ..distributions import ColumnConditionals
 from ..nn import (
     ColumnHeads,
+    ConditionalTabularMixin,
     OrderedNetwork,
     OrderingEnsemble,
     ValueEmbedding,
@@ -118,11 +119,17 @@ class RNN(OrderedNetwork):
     order : "natural", "random" or array of int
     seed : int
         Seeds the orderings and the per-minibatch ordering draws.
+    context_sizes : list of int or None, default=None
+        Units of every column of the conditioning ``y``; None for an unconditional network,
+        which then has no ``context`` layer and starts from the zero state.
 
     Attributes
     ----------
     embedding : skar.nn.ValueEmbedding
         The value embeddings ``E_d``.
+    context : torch.nn.Linear or None
+        The initial state from ``y``: every layer's ``h_0 = tanh(A_l u_y + a_l)`` (an LSTM's
+        cell state starts at zero); conditional networks only.
     heads : skar.nn.ColumnHeads
         The output heads.
     ensemble : skar.nn.OrderingEnsemble
@@ -144,6 +151,7 @@ class RNN(OrderedNetwork):
         n_orderings: int = 1,
         order: Any = "natural",
         seed: int = 0,
+        context_sizes: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         D = len(kinds)
@@ -176,6 +184,26 @@ class RNN(OrderedNetwork):
         rng = np.random.default_rng(seed)
         self.ensemble = OrderingEnsemble(make_orderings(D, n_orderings, order, rng, distinct=True),
                                          rng)
+        # Created last, and only with y: an unconditional network draws what it drew before.
+        self.context = (None if context_sizes is None
+                        else nn.Linear(int(sum(context_sizes)), n_layers * H))
+
+    def initial_state(self, context: Tensor | None) -> list | None:
+        """The state before step 0: None (zeros) without a context, else every layer's
+        ``h_0 = tanh(A_l u_y + a_l)`` (with a zero cell state for an LSTM), in the per-layer
+        form of :meth:`cell_step`."""
+        if (context is None) != (self.context is None):
+            raise ValueError(
+                "this RNN was built " + ("with" if self.context is not None else "without")
+                + " an initial state from y; pass context exactly when it has one"
+            )
+        if context is None:
+            return None
+        h0 = torch.tanh(self.context(context.to(self.start.dtype)))  # (B, L H)
+        hs = list(h0.split(self.hidden_size, dim=1))  # L x (B, H)
+        if self.cell == "lstm":
+            return [(h, torch.zeros_like(h)) for h in hs]
+        return hs
 
     def init_marginals(self, theta0: Tensor, independent: Tensor) -> None:
         """Start the heads at the marginals (:meth:`skar.nn.ColumnHeads.init_marginals`; a
@@ -183,11 +211,13 @@ class RNN(OrderedNetwork):
         self.heads.init_marginals(theta0, independent)
 
     # ------------------------------------------------------------------ one parallel pass
-    def forward(self, x: Tensor, member: int = 0) -> Tensor:
+    def forward(self, x: Tensor, member: int = 0, context: Tensor | None = None) -> Tensor:
         """``(B, D)`` encoded rows -> ``(B, n_params)`` conditional parameters."""
-        return self.forward_embeddings(self.embedding(x), member)
+        return self.forward_embeddings(self.embedding(x), member, context)
 
-    def forward_embeddings(self, e: Tensor, member: int = 0) -> Tensor:
+    def forward_embeddings(
+        self, e: Tensor, member: int = 0, context: Tensor | None = None
+    ) -> Tensor:
         """The recurrence on value embeddings ``(B, D, H)`` (column order) -> ``(B, n_params)``.
 
         Split from :meth:`forward` so tests can differentiate with respect to the embeddings
@@ -196,7 +226,14 @@ class RNN(OrderedNetwork):
         o = self.orderings[member]  # (D,)
         # Shift by one: step i reads the value at step i-1, step 0 the start token.
         u = self.drop(shift_right(e[:, o], self.start) + self.wqe(o))  # (B, D, H), step order
-        h, _ = self.rnn(u)  # (B, D, H), step order
+        state = self.initial_state(context)
+        if state is None:
+            h, _ = self.rnn(u)  # (B, D, H), step order
+        elif self.cell == "lstm":
+            h, _ = self.rnn(u, (torch.stack([s[0] for s in state]),
+                                torch.stack([s[1] for s in state])))  # (L, B, H) each
+        else:
+            h, _ = self.rnn(u, torch.stack(state))  # (L, B, H)
         return self.heads.all_columns(self.drop(h)[:, self.positions[member]])  # column order
 
     # ------------------------------------------------------------------ one recurrent step
@@ -294,7 +331,8 @@ class RNN(OrderedNetwork):
         return self.heads.column(self.drop(h), d), state  # (B, n_params_d)
 
 
-def sample_stateful(module: DensityModule, n_samples: int, generator: torch.Generator) -> Tensor:
+def sample_stateful(module: DensityModule, n_samples: int, generator: torch.Generator,
+                    context: Tensor | None = None) -> Tensor:
     """Exact ancestral sampling carrying the recurrent state: one cell step per position.
 
     Draws exactly what :func:`skar.base.sample_plain` draws with the same generator (the loop
@@ -309,19 +347,27 @@ def sample_stateful(module: DensityModule, n_samples: int, generator: torch.Gene
     n_samples : int
     generator : torch.Generator
         CPU generator; every draw comes from it.
+    context : Tensor of shape (n_samples, U), optional
+        The context units of a conditional network: each row's state starts from its ``y``.
 
     Returns
     -------
     Tensor of shape (n_samples, D)
         Encoded rows.
     """
-    return sample_stepwise(module, n_samples, generator, lambda n, device, dtype: None,
-                           module.network.step)
+    net = module.network
+    return sample_stepwise(module, n_samples, generator,
+                           lambda n, device, dtype, c=None: net.initial_state(c),
+                           net.step, context)
 
 
-class RNNDensity(BaseAutoregressiveDensity):
+class RNNDensity(ConditionalTabularMixin, BaseAutoregressiveDensity):
     """Density estimation with a recurrent network (LSTM or GRU), for rows of any kind and for
     sequences.
+
+    ``fit(X, y)`` learns the conditional density ``p(x | y)``: the recurrence starts from a
+    state computed from ``y`` (:class:`skar.nn.ConditionalTabularMixin` says how ``y`` is
+    encoded, scored and sampled); ``fit(X)`` starts from zeros, as before.
 
     The columns of a row, in a fixed (or random) ordering, are a sequence; an LSTM or GRU reads
     the values before step ``i`` and outputs the parameters of ``p(x_{o_i} | x_{o_<i})``: a
@@ -481,11 +527,12 @@ class RNNDensity(BaseAutoregressiveDensity):
             n_orderings=self.n_orderings,
             order=self.order,
             seed=seed,
+            context_sizes=self._context_sizes(),
         )
 
     def _sample_encoded(
         self, n_samples: int, generator: torch.Generator, context: Tensor | None = None
     ) -> Tensor:
-        """Draw encoded rows carrying the recurrent state (equal to the plain loop's draw);
-        ``context`` is unused (the model is unconditional)."""
-        return sample_stateful(self.net_.module_, n_samples, generator)
+        """Draw encoded rows carrying the recurrent state (equal to the plain loop's draw),
+        started from ``y`` in a conditional fit."""
+        return sample_stateful(self.net_.module_, n_samples, generator, context)
