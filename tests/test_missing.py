@@ -389,3 +389,28 @@ def test_scores_are_deterministic_and_leave_global_rngs_alone(gaussian2):
     a = est.score_samples(X)
     assert torch.rand(1) == before
     np.testing.assert_array_equal(a, est.score_samples(X))
+
+
+# ---------------------------------------------------------------------------- conditional models
+def test_conditional_model_marginals_and_draws_given_y():
+    rng = np.random.RandomState(0)
+    y = rng.randint(0, 2, 400)
+    X = (rng.rand(400, 6) < np.where(y[:, None] == 1, 0.8, 0.2)).astype(np.float64)
+    est = NADEDensity((8,), **FAST).fit(X, y)
+    row = ALL_BINARY[22]
+    for mask in MASKS[1::5]:
+        comp = ALL_BINARY[(ALL_BINARY[:, ~mask] == row[~mask]).all(1)]
+        for label in (0, 1):
+            ref = logsumexp(est.score_samples(comp, [label] * len(comp)))
+            got = est.score_samples(_with_nan(row, mask)[None], [label])[0]
+            assert got == pytest.approx(ref, abs=1e-5)
+    # Draws of the last three cells given the first three and y = 1: the enumerated p(x_m | x_o, y).
+    mask = np.arange(6) >= 3
+    comp = ALL_BINARY[(ALL_BINARY[:, ~mask] == row[~mask]).all(1)]
+    logp = est.score_samples(comp, [1] * len(comp))
+    p = np.exp(logp - logsumexp(logp))
+    n = 3000
+    draws = est.sample_conditional(np.tile(_with_nan(row, mask), (n, 1)), y=[1] * n,
+                                   random_state=0)[0]
+    counts = np.array([(draws == c).all(1).sum() for c in comp])
+    assert stats.chisquare(counts, p * n).pvalue > 1e-3
