@@ -133,7 +133,7 @@ def main() -> None:
             lines.append(f"| {k} | {rates[k]:,.0f} | 1/{gmm / rates[k]:.1f} | {target} | "
                          f"{macs:,.0f} ({how}) | {rates[k] * macs / 1e9:.2f} |")
         lines.append("")
-        print("\n".join(lines[-len(models) - 4:]), flush=True)
+        print("\n".join(lines[-len(models) - 5:]), flush=True)
     head = ["# Scoring speed at the defaults vs GaussianMixture(10) (one run)", "",
             f"Command: `python benchmarks/defaults/speed.py "
             f"{' '.join(sys.argv[1:])}`  ",

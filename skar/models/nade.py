@@ -141,8 +141,7 @@ def _tied_hidden(x: Tensor, W: Tensor, carry: Tensor, tri: Tensor, rho: Tensor |
     the incremental sampler with blocks of one position (:meth:`NADE.sample`).
     """
     k = x.shape[0]
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad
-                                       for t in (x, W, carry, rho)):
+    if _needs_graph(x, W, carry, rho):
         # Differentiated by autograd (a pass of one block in training): out-of-place.
         if x.shape[2] == 1:  # one unit per position: an outer product, no matmul needed
             v = x * W  # (k, B, 1) * (k, 1, H) -> (k, B, H)
@@ -174,9 +173,23 @@ def _tied_block(x: Tensor, W: Tensor, carry: Tensor, tri: Tensor, rho: Tensor | 
     """One block's conditional parameters ``theta_i = V_i h_i + b_i`` ``(k, B, K)`` (written
     into ``out`` if given), with its ``a`` and ``h`` (:func:`_tied_hidden`)."""
     a, h = _tied_hidden(x, W, carry, tri, rho, activation)
+    if out is None and not _needs_graph(x, W, carry, rho, V, b):
+        out = _rows_major(h.shape[1], x.shape[0], V.shape[1], h)
     # (k, B, H) @ (k, H, K) + (k, 1, K) -> (k, B, K)
     theta = torch.baddbmm(b.unsqueeze(1), h, V.transpose(1, 2), out=out)
     return theta, a, h
+
+
+def _needs_graph(*tensors: Tensor | None) -> bool:
+    """Whether autograd records operations on ``tensors`` (then no ``out=`` or in-place)."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def _rows_major(n_rows: int, n_positions: int, width: int, like: Tensor) -> Tensor:
+    """An empty ``(n_positions, n_rows, width)`` view of a ``(n_rows, n_positions, width)``
+    buffer: the pass writes each block's positions into it, and the rows then read their
+    parameters position after position without a transposing copy."""
+    return like.new_empty(n_rows, n_positions, width).transpose(0, 1)
 
 
 def _context_bias(context_sizes: list[int] | None, width: int) -> nn.Linear | None:
@@ -235,7 +248,7 @@ class _TiedPass(torch.autograd.Function):
                 b: Tensor, activation: str, block: int) -> Tensor:
         D, B, _ = x.shape
         H = W.shape[2]
-        theta = x.new_empty(D, B, V.shape[1])  # (D, B, K)
+        theta = _rows_major(B, D, V.shape[1], x)  # (D, B, K), rows major
         tri = _lower_ones(block, x)
         blocks = _blocks(D, block)
         carries = x.new_empty(len(blocks), B, H)
@@ -417,8 +430,9 @@ class NADE(OrderedNetwork):
             # that autograd keeps, and measured no faster (benchmarks/nade, red-wine shape).
             theta, _, _ = _tied_block(x, W, bias, _lower_ones(D, x),
                                       self.rho, V, b, self.activation_name)
-        # (D, B, K_max) in position order -> (B, D, K_max) in column order, one copy
-        theta = theta.transpose(0, 1)[:, self.positions[member]]
+        theta = theta.transpose(0, 1)  # (B, D, K_max) in position order
+        if not np.array_equal(self.ensemble.host_orderings[member], np.arange(D)):
+            theta = theta[:, self.positions[member]]  # in column order
         if out.flat_index.numel() == theta.shape[1] * theta.shape[2]:
             return theta.reshape(theta.shape[0], -1)  # every column has K_max outputs: a view
         return out.flat(theta)
