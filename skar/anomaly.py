@@ -39,8 +39,10 @@ dependent on a subset (PRDS) when the calibration rows and the normal test rows 
 generally exchangeable) and the anomalies are independent of them; BH is then valid (Benjamini
 & Yekutieli 2001), so
 
-.. math::  \mathrm{FDR} = E\left[\frac{\#\{\text{normal rows flagged}\}}
-           {\max(1, \#\{\text{rows flagged}\})}\right] \le q\,\frac{m_0}{m} \le q,
+.. math::
+
+   \mathrm{FDR} = E\left[\frac{\#\{\text{normal rows flagged}\}}
+   {\max(1, \#\{\text{rows flagged}\})}\right] \le q\,\frac{m_0}{m} \le q,
 
 with ``m_0`` the number of normal rows among the ``m``. The expectation is over the calibration
 split and the test rows; a single batch can exceed ``q``.
@@ -797,8 +799,9 @@ class DensityOutlierDetector(OutlierMixin, BaseEstimator):
 
         With the ``m`` p-values of :meth:`pvalues` sorted, ``p_(1) <= ... <= p_(m)``,
 
-        .. math::  \tilde p_{(i)} = \min_{j \ge i} \min\left(1, \frac{m\, c_m\, p_{(j)}}{j}
-                   \right),
+        .. math::
+
+           \tilde p_{(i)} = \min_{j \ge i} \min\left(1, \frac{m\, c_m\, p_{(j)}}{j}\right),
 
         with ``c_m = 1`` for ``fdr_method="bh"`` and ``c_m = \sum_{k \le m} 1/k`` for
         ``"by"`` (:func:`scipy.stats.false_discovery_control`). The rows with
