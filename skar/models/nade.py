@@ -883,10 +883,12 @@ class NADEDensity(_NADEBase):
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,
         tol: float = 1e-4,
-        lr_schedule: str | None = "cosine",
-        average_weights: float = 0.99,
-        patience_fraction: float = 0.5,
-        refit: bool = True,
+        # The recipe off: on the binarized digits it scored lower on held-out rows of the
+        # training split and fitted 3 to 9 times slower (benchmarks/defaults/README.md).
+        lr_schedule: str | None = None,
+        average_weights: float = 0.0,
+        patience_fraction: float = 0.0,
+        refit: bool = False,
         random_state: Any = None,
         verbose: int = 0,
         device: str = "auto",
