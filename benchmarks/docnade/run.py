@@ -39,7 +39,7 @@ same test rows, so the numbers are comparable:
   the same number of weights: a V x H embedding and an H x V softmax each);
 * with ``--transformer``, ``ARTransformerDensity``, which has no tied columns: a separate
   embedding and softmax per position;
-* for reference, DocNADE (Huffman tree) trained on the whole training speeches (about 3.5
+* for reference, DocNADE (Huffman tree) trained on the whole training speeches (about 3.6
   times more words, its natural protocol), scored on the same test rows.
 
 DocNADE's score is :math:`\\log p(v \\mid \\text{length } L)` and the RNN's is the joint of
