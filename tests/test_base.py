@@ -379,5 +379,9 @@ def test_default_network_hooks():
         net.init_marginals(torch.zeros(2), torch.zeros(2, dtype=torch.bool))
 
 
-def test_score_passes_y_on_and_unconditional_models_ignore_it(fitted, data):
-    assert fitted.score(data[:10], y=np.zeros(10)) == pytest.approx(fitted.score(data[:10]))
+def test_y_at_score_time_needs_a_model_fitted_with_y(fitted, data):
+    """A model fitted without y is p(x): a y at score time would be silently ignored, so it is
+    refused (fit(X, y) learns p(x | y); see tests/test_conditional.py)."""
+    with pytest.raises(ValueError, match="fitted without y"):
+        fitted.score(data[:10], y=np.zeros(10))
+    assert np.isfinite(fitted.score(data[:10]))
