@@ -621,7 +621,7 @@ class ARTransformerDensity(ConditionalTabularMixin, BaseAutoregressiveDensity):
         Number of epochs run.
     context_schema_ : skar.schema.TabularSchema
         Kinds, categories and scaling of the columns of ``y`` (only when fitted with ``y``).
-    context_values_ : ndarray or DataFrame
+    context_values_ : DataFrame
         The distinct training rows of ``y``, in order of first appearance (only when fitted
         with at most ``max_marginal_contexts`` of them).
     context_prior_ : ndarray
