@@ -864,8 +864,9 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             Training rows. Numeric arrays, or DataFrames mixing numeric, bool, category and
             string columns.
         y : array-like of shape (n_samples,), default=None
-            Ignored by unconditional models; a conditional model (one that overrides
-            :meth:`_encode_context`) learns ``p(x | y)``.
+            The conditioning columns: a model that conditions (the tabular ones and the
+            image ones; it overrides :meth:`_encode_context`) learns ``p(x | y)``, see
+            :ref:`conditional`; the others ignore it.
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative row weights; the loss is the weighted mean NLL.
 
@@ -1036,8 +1037,9 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         ----------
         X : array-like or DataFrame of shape (n_samples, n_features)
         y : array-like of shape (n_samples,), default=None
-            Ignored by unconditional models; a conditional model returns
-            ``log p(x | y)``.
+            With a model fitted with ``y``, ``log p(x | y)`` (without it, the mixture over
+            the training labels where the model offers one); a model fitted without ``y``
+            that conditions refuses one (it models ``p(x)``); the others ignore it.
 
         Returns
         -------
@@ -1095,7 +1097,7 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         ----------
         X : array-like or DataFrame of shape (n_samples, n_features)
         y : array-like of shape (n_samples,), default=None
-            Ignored by unconditional models; a conditional model conditions on it.
+            As in :meth:`score_samples`.
 
         Returns
         -------
@@ -1148,7 +1150,7 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
         ----------
         X : array-like or DataFrame of shape (n_samples, n_features)
         y : array-like of shape (n_samples,), default=None
-            Ignored by unconditional models; a conditional model scores ``log p(x | y)``.
+            As in :meth:`score_samples`: a model fitted with ``y`` scores ``log p(x | y)``.
 
         Returns
         -------
@@ -1170,8 +1172,9 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
             built with an integer ``random_state`` samples the same rows every call (as
             :meth:`sklearn.mixture.GaussianMixture.sample`).
         y : scalar or array-like of shape (n_samples,), default=None
-            Ignored by unconditional models; a conditional model draws from ``p(x | y)``
-            (a scalar gives every row the same label).
+            A model fitted with ``y`` draws from ``p(x | y)`` (a scalar gives every row the
+            same label; without ``y``, labels are drawn as in training where the model
+            offers it); the others ignore it.
 
         Returns
         -------
