@@ -31,6 +31,9 @@ Run::
     .venv/bin/python benchmarks/anomaly/run.py            # full (tens of minutes on 2 cores)
     .venv/bin/python benchmarks/anomaly/run.py --quick    # small subsamples, a few minutes
 
+With missing test cells: ``benchmarks/anomaly/missing.py`` writes ``results/anomaly_missing.md``
+(``anomaly_missing_quick.md`` with ``--quick``).
+
 Writes ``benchmarks/results/anomaly.md`` (``anomaly_quick.md`` with ``--quick``) and a PNG plot
 next to it.
 """

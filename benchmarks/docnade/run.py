@@ -56,8 +56,8 @@ Usage::
     nice -n 19 python benchmarks/docnade/run.py --part words --transformer
 
 The speeches part writes ``benchmarks/results/docnade_quick.md`` (quick) or ``docnade.md``,
-the words part ``docnade_words_quick.md`` or ``docnade_words.md``; ``--part all`` (the
-default) runs both.
+the words part ``results/docnade_words_quick.md`` or ``results/docnade_words.md``;
+``--part all`` (the default) runs both.
 """
 
 from __future__ import annotations

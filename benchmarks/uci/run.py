@@ -24,8 +24,18 @@ Usage::
     python benchmarks/uci/run.py --datasets red_wine boston --folds 3
     python benchmarks/uci/run.py --table-only          # tabulate the cells run so far
 
-Writes ``benchmarks/results/<out>.md`` and ``<out>.png`` (default ``uci``). Nothing is
-downloaded. To add a model, append one :class:`Entry` to :func:`model_entries`.
+Writes ``benchmarks/results/<out>.md`` and ``<out>.png`` (default ``uci``). Every cell also scores
+the test rows moved within half of each column's grid step; the run under the current column
+semantics (3 folds, quick training) is ``results/uci_v2.md``::
+
+    python benchmarks/uci/run.py --quick --datasets red_wine white_wine parkinsons ionosphere \
+        boston --folds 3 --out uci_v2 --models "Gaussian (full cov.)" "GaussianMixture (CV)" \
+        "KernelDensity (CV)" "MADE MoG (100, 10 comp.)" "RNADE MoG (100, 10 comp.)" \
+        "RNADE MoG, min_scale/10 (100, 10 comp.)"
+
+``benchmarks/uci/min_scale.py`` separates a floor-set score from training noise over several
+seeds and floors (``results/uci_min_scale.md``). Nothing is downloaded. To add a model,
+append one :class:`Entry` to :func:`model_entries`.
 """
 
 from __future__ import annotations
