@@ -837,9 +837,11 @@ class TabularSchema:
         -------
         Z : ndarray of shape (n_samples, n_features), float32
         unknown : ndarray of shape (n_samples, n_features), bool
-            Only with ``return_unknown=True``.
+            Only with ``return_unknown=True``. Read-only (a broadcast view of False) when no
+            cell is flagged.
         missing : ndarray of shape (n_samples, n_features), bool
-            Only with ``return_missing=True`` (after ``unknown`` when both are asked for).
+            Only with ``return_missing=True`` (after ``unknown`` when both are asked for);
+            read-only when no cell is missing.
 
         Raises
         ------
@@ -853,15 +855,21 @@ class TabularSchema:
         """
         n = X.shape[0]
         Z = np.empty((n, self.n_features), dtype=np.float32)
-        unknown = np.zeros((n, self.n_features), dtype=bool)
-        missing = np.zeros((n, self.n_features), dtype=bool)
+        # The masks are allocated at their first flagged cell: scoring complete, known rows
+        # (the common case) holds no (n, D) mask, only read-only all-False views.
+        masks: dict[str, np.ndarray] = {}
+
+        def flag(name: str, j: int, cells: np.ndarray) -> None:
+            if name not in masks:
+                masks[name] = np.zeros((n, self.n_features), dtype=bool)
+            masks[name][:, j] = cells
         for j, spec in enumerate(self.columns):
             col = _column(X, j)
             if return_missing:
                 values = col.to_numpy() if isinstance(col, pd.Series) else np.asarray(col)
                 miss = np.isnan(values) if values.dtype.kind == "f" else _is_missing(values)
                 if miss.any():
-                    missing[:, j] = miss
+                    flag("missing", j, miss)
                     # A valid stand-in where the cell is missing (the column's mean, or its
                     # first category): the network reads a value it knows, and the caller
                     # masks the cell out of every score.
@@ -889,7 +897,7 @@ class TabularSchema:
                 over = ~((z <= FLOAT32_MAX) & (z >= -FLOAT32_MAX))  # NaN included
                 if over.any():
                     z[over] = 0.0
-                    unknown[:, j] = over
+                    flag("unknown", j, over)
                 Z[:, j] = z
             elif spec.kind == "binary" and spec.categories.dtype.kind in "biuf":
                 x = _to_float(col, spec.name)
@@ -906,7 +914,8 @@ class TabularSchema:
                         "feature_types"
                     )
                 Z[:, j] = np.where(bad, 0.0, x)
-                unknown[:, j] = bad
+                if bad.any():
+                    flag("unknown", j, bad)
             else:
                 values = np.asarray(col, dtype=object)
                 miss = _is_missing(values)
@@ -925,7 +934,10 @@ class TabularSchema:
                         f"seen in fit; the known categories are {list(spec.categories)}"
                     )
                 Z[:, j] = np.where(bad, 0, codes)
-                unknown[:, j] = bad
+                if bad.any():
+                    flag("unknown", j, bad)
+        none = np.broadcast_to(np.False_, (n, self.n_features))
+        unknown, missing = masks.get("unknown", none), masks.get("missing", none)
         out = [Z] + [unknown] * return_unknown + [missing] * return_missing
         return out[0] if len(out) == 1 else tuple(out)
 
