@@ -111,6 +111,7 @@ def test_positions_are_the_inverse_of_orderings():
 @pytest.mark.parametrize("dtype,atol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
 def test_sdpa_path_equals_plain_masked_softmax_path(dtype, atol):
     net = _net(n_layers=2).to(dtype)
+    net.fast_eval = False  # no_grad would otherwise take the scoring path on both sides
     x = _random_rows(32).to(dtype)
     with torch.no_grad():
         for k in range(net.n_members):
@@ -119,6 +120,90 @@ def test_sdpa_path_equals_plain_masked_softmax_path(dtype, atol):
             net.set_sdpa(False)
             plain = net(x, k)
             torch.testing.assert_close(fused, plain, atol=atol, rtol=atol)
+
+
+# ---------------------------------------------------------------------------- scoring path
+def _perturbed(net, seed=0):
+    """Weights moved off their initialisation (zero biases, unit gains) so that every term of
+    the scoring path (biases, LayerNorm affine, start token) carries weight."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=g, dtype=p.dtype))
+    return net
+
+
+def _module_path(net, x, member, embeddings=False):
+    """The reference: the module path (nn.Linear, nn.LayerNorm, the plain masked softmax),
+    which the scoring path must equal to float rounding."""
+    net.fast_eval = False
+    net.set_sdpa(False)
+    try:
+        if embeddings:
+            return net.forward_embeddings(net.embed_values(x), member)
+        return net(x, member)
+    finally:
+        net.fast_eval = True
+        net.set_sdpa(True)
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+@pytest.mark.parametrize("chunk", [7, 128])
+def test_scoring_path_equals_the_module_path(dtype, tol, chunk):
+    """Mixed kinds (the embedding-table route), all continuous (the fused token route), and a
+    single column (position 0 only, a constant), three orderings, chunks that do not divide
+    the rows."""
+    cases = [
+        (_net(), _random_rows(30)),
+        (ARTransformer([1] * 7, ["continuous"] * 7, [6] * 7, d_model=16, n_heads=4,
+                       n_layers=2, n_orderings=3, order="random", seed=1).eval(),
+         torch.randn(30, 7, generator=torch.Generator().manual_seed(0))),
+        (ARTransformer([1], ["continuous"], [6], d_model=8, n_heads=2, n_layers=1).eval(),
+         torch.randn(30, 1, generator=torch.Generator().manual_seed(1))),
+    ]
+    for net, x in cases:
+        net = _perturbed(net.to(dtype))
+        net.eval_chunk_rows = chunk
+        x = x.to(dtype)
+        with torch.no_grad():
+            for k in range(net.n_members):
+                fast = net(x, k)
+                torch.testing.assert_close(fast, _module_path(net, x, k), atol=tol, rtol=tol)
+                via_embeddings = net.forward_embeddings(net.embed_values(x), k)
+                torch.testing.assert_close(via_embeddings, fast, atol=tol, rtol=tol)
+                assert fast.shape == (len(x), net.heads.flat_index.numel())
+
+
+def test_scoring_path_is_taken_only_without_autograd_in_eval_mode():
+    net = _net()
+    x = _random_rows(8)
+    calls = []
+    original = net._forward_eval
+    net._forward_eval = lambda *a, **k: calls.append(1) or original(*a, **k)
+    with torch.no_grad():
+        net(x, 0)
+        assert len(calls) == 1
+        net.fast_eval = False
+        net(x, 0)
+        net.fast_eval = True
+        net.train()
+        net(x, 0)
+        net.eval()
+    assert net(x, 0).requires_grad  # autograd on: the module path, differentiable
+    assert len(calls) == 1
+
+
+def test_estimator_scores_equal_the_module_path(mixed_frame):
+    est = ARTransformerDensity(n_orderings=2, order="random", **FAST).fit(mixed_frame)
+    net = est.net_.module_.network
+    _perturbed(net, seed=4)
+    fast = est.score_samples(mixed_frame)
+    net.fast_eval = False
+    net.set_sdpa(False)
+    reference = est.score_samples(mixed_frame)
+    net.fast_eval = True
+    net.set_sdpa(True)
+    np.testing.assert_allclose(fast, reference, rtol=1e-5, atol=1e-5)
 
 
 def test_dropout_is_active_in_training_only_on_both_paths():

@@ -27,6 +27,14 @@ and the parameters of column ``o_i`` are a per-column linear head on ``LN(h^L_i)
 ``i`` sees ``x_{o_0}, ..., x_{o_{i-1}}`` and nothing else (the causal mask ``j <= i`` plus the
 one-step shift of the inputs), so one pass gives every conditional ``p(x_{o_i} | x_{o_<i})``.
 
+**Scoring pass.** In evaluation mode without autograd the network runs a fused path
+(:meth:`ARTransformer._forward_eval`) with the same arithmetic: position 0 reads only the
+start token, so its states, keys and values are the same for every row and are computed once
+per call (positions ``1..D-1`` run per row); rows go through all the blocks in chunks that
+stay in cache; every linear map is one GEMM with the bias and the residual accumulated in
+place; attention is the explicit masked softmax over a short sequence. It equals the module
+path to float rounding.
+
 **Key/value cache.** At generation step ``i`` only position ``i`` is new; the keys and values
 of positions ``< i`` in every layer do not change (they depend only on earlier positions). The
 cached sampler stores them and computes one query per layer per step: D steps of
@@ -285,6 +293,14 @@ class ARTransformer(OrderedNetwork):
         The encoder of ``y`` (conditional networks only), followed by ``ln_context``.
     cross : torch.nn.ModuleList of CrossAttention or None
         One cross-attention per block (conditional networks only).
+    fast_eval : bool
+        ``True`` (default): in evaluation mode without autograd (scoring, the plain sampler),
+        an unconditional network runs :meth:`_forward_eval`, the same arithmetic arranged for
+        speed (equal to the module path to float rounding); ``False``: always the module
+        path (the reference the tests compare against).
+    eval_chunk_rows : int
+        Rows that :meth:`_forward_eval` takes through the whole network at once (default 128:
+        at ``d_model=64`` a chunk's activations stay in a core's L2 cache).
     """
 
     def __init__(
@@ -342,6 +358,9 @@ class ARTransformer(OrderedNetwork):
         self.drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(Block(C, n_heads, dropout) for _ in range(n_layers))
         self.ln_f = nn.LayerNorm(C)
+        # Scoring (eval mode, no autograd, no context) takes _forward_eval, in chunks of rows.
+        self.fast_eval = True
+        self.eval_chunk_rows = 128
 
         # Per-column output heads on LN(h^L); initialised in _init_weights.
         self.heads = ColumnHeads(output_sizes, C, init=False, exact=False)
@@ -402,6 +421,8 @@ class ARTransformer(OrderedNetwork):
     def forward(self, x: Tensor, member: int = 0, context: Tensor | None = None) -> Tensor:
         """``(B, D)`` encoded rows -> ``(B, n_params)`` conditional parameters; ``context``
         ``(B, U)`` is required by a conditional network and refused by another."""
+        if self._use_eval_path(context):
+            return self._forward_eval(x, member)
         return self.forward_embeddings(self.embed_values(x), member, context)
 
     def encode_context(self, context: Tensor | None) -> Tensor | None:
@@ -428,6 +449,8 @@ class ARTransformer(OrderedNetwork):
         Split from :meth:`forward` so tests can differentiate with respect to the embeddings
         of discrete columns, whose codes have no gradient.
         """
+        if self._use_eval_path(context):
+            return self._forward_eval(None, member, e)
         B, D, C = e.shape
         memory = self.encode_context(context)  # (B, T_y, C) or None
         o = self.orderings[member]  # (D,)
@@ -440,6 +463,144 @@ class ARTransformer(OrderedNetwork):
         h_col = h[:, self.positions[member]].transpose(0, 1)  # (D, B, C), column order
         theta = self.heads(h_col, torch.arange(D, device=h.device))  # (D, B, K_max)
         return self.heads.flat(theta.transpose(0, 1))  # (B, sum of n_params)
+
+    # ------------------------------------------------------------------ the scoring pass
+    def _use_eval_path(self, context: Tensor | None) -> bool:
+        """Scoring: eval mode, no autograd, an unconditional network, and ``fast_eval``."""
+        return (self.fast_eval and not self.training and context is None
+                and self.cross is None and not torch.is_grad_enabled())
+
+    def _forward_eval(self, x: Tensor | None, member: int,
+                      embeddings: Tensor | None = None) -> Tensor:
+        """:meth:`forward_embeddings` without autograd, dropout or context, for scoring.
+
+        Parameters
+        ----------
+        x : Tensor of shape (B, D) or None
+            Encoded rows (None when ``embeddings`` is given).
+        member : int
+        embeddings : Tensor of shape (B, D, C), optional
+            Value embeddings instead of rows (:meth:`forward_embeddings`).
+
+        Returns
+        -------
+        Tensor of shape (B, n_params)
+
+        Notes
+        -----
+        The same arithmetic as the module path, arranged for one CPU thread:
+
+        - position 0's input is ``s + P_0 + Q_{o_0}`` whatever the row, and it attends to
+          itself only, so its states in every block (and its keys and values) are one
+          computation per call, on one row; per row only positions ``1..D-1`` run, a factor
+          ``(D - 1) / D`` of the products;
+        - rows go through the whole network in chunks of :attr:`eval_chunk_rows`, so that a
+          chunk's activations (``4 C`` floats per position in the MLP) stay in the core's L2
+          cache from one layer to the next instead of streaming through memory (the chunking
+          is most of the gain);
+        - activations are 2-D ``(rows * (D - 1), C)`` and every linear map is one GEMM:
+          ``h <- h + (u W^T + b)`` is ``h += b`` then ``h += u W^T`` in place (``addmm_``);
+          GELU (the exact, erf one) runs in place;
+        - with every column continuous, the tokens ``x w_d + (b_d + P_i + Q_{o_i})`` are one
+          fused multiply-add from the rows (no ``(B, D, C)`` embedding tensor);
+        - attention is the explicit masked softmax, with the scores stored transposed
+          (key, query) so the softmax over keys runs along dim -2, whose kernel vectorises
+          across the queries; for ``D`` of a few dozen positions this beats the fused SDPA
+          kernel, whose blocking is made for long sequences.
+
+        Only the order of some additions differs (``(h + b) + u W^T`` instead of
+        ``h + (u W^T + b)``, ``x w + (b + P + Q)`` instead of ``(x w + b) + P + Q``), so the
+        result equals the module path to float rounding (``tests/test_transformer.py``
+        checks it against the plain masked-softmax path, to 1e-5 in float32 and 1e-12 in
+        float64).
+        """
+        ref = self.value_table.weight
+        dtype, device = ref.dtype, ref.device
+        B = (x if embeddings is None else embeddings).shape[0]
+        D, C, H = self.n_features, self.d_model, self.n_heads
+        hs = C // H
+        o = self.orderings[member]  # (D,)
+        # Position i's token plus P_i + Q_{o_i}; position 0 holds s + P_0 + Q_{o_0}.
+        pos_bias = self.wpe.weight + self.wqe(o)  # (D, C)
+        # Position 0 reads the start token only, so its states, keys and values are the same
+        # for every row: computed once here (the module path on one row), and only positions
+        # 1..D-1 run per row (T = D - 1 of them; D/(D-1) fewer products).
+        h0 = (self.start + pos_bias[0]).view(1, 1, C)
+        kv0 = []
+        for block in self.blocks:
+            _, k0, v0 = block.attn._heads(block.ln_1(h0))  # (1, H, 1, hs) each
+            kv0.append((k0, v0))
+            h0 = block(h0)
+        theta0 = self.heads(self.ln_f(h0), o[:1])[0]  # (1, K_max)
+        T = D - 1
+        # Query position q + 1 sees keys j <= q + 1: in the transposed (key j, query q)
+        # scores, -inf where j >= q + 2.
+        mask_t = torch.full((D, T), float("-inf"), dtype=dtype, device=device).tril(-2)
+        scale = 1.0 / math.sqrt(hs)
+        pos_of = self.positions[member]
+        out = torch.empty(B, self.heads.flat_index.numel(), dtype=dtype, device=device)
+        step = max(int(self.eval_chunk_rows), 1)
+        k_buf = torch.empty(min(step, B), H, D, hs, dtype=dtype, device=device)
+        v_buf = torch.empty_like(k_buf)
+        src = o[:-1]  # position i >= 1 reads column o_{i-1}
+        all_continuous = embeddings is None and not self._disc_cols.numel()
+        if all_continuous:
+            # x w_d + (b_d + P_i + Q_{o_i}): the token of every position in one fused
+            # multiply-add from the rows (value_w's rows are the columns, in order).
+            tok_w = self.value_w[src]  # (T, C)
+            tok_b = self.value_b[src] + pos_bias[1:]  # (T, C)
+        for s0 in range(0, B, step):
+            rows = x[s0 : s0 + step] if embeddings is None else embeddings[s0 : s0 + step]
+            n = rows.shape[0]
+            theta = torch.empty(D, n, theta0.shape[-1], dtype=dtype, device=device)
+            theta[0] = theta0
+            if T:
+                if all_continuous:
+                    v = rows[:, src].unsqueeze(-1).to(dtype)  # (n, T, 1)
+                    h = torch.addcmul(tok_b, v, tok_w).view(n * T, C)  # (nT, C)
+                else:
+                    # Embedding per chunk too: its (n, D, C) values are read while in cache.
+                    e = self.embed_values(rows) if embeddings is None else rows
+                    h = torch.add(e[:, src], pos_bias[1:]).view(n * T, C)  # (nT, C)
+                for block, (k0, v0) in zip(self.blocks, kv0):
+                    h = self._eval_block(block, h, k0, v0, k_buf[:n], v_buf[:n], mask_t,
+                                         scale)
+                h = F.layer_norm(h, (C,), self.ln_f.weight, self.ln_f.bias, self.ln_f.eps)
+                # Heads in position order (position i is column o_i's head); the positions go
+                # to column order on the K_max parameters rather than on the C channels.
+                theta[1:] = self.heads(h.view(n, T, C).transpose(0, 1), o[1:])
+            out[s0 : s0 + n] = self.heads.flat(theta[pos_of].transpose(0, 1))
+        return out
+
+    @staticmethod
+    def _eval_block(block: Block, h: Tensor, k0: Tensor, v0: Tensor, k_buf: Tensor,
+                    v_buf: Tensor, mask_t: Tensor, scale: float) -> Tensor:
+        """One block of :meth:`_forward_eval` on positions 1..D-1, ``h`` of shape
+        ``(n * (D - 1), C)``, updated in place; ``k0``, ``v0`` are position 0's keys and
+        values, ``k_buf``, ``v_buf`` ``(n, H, D, hs)`` scratch space for all keys and values."""
+        attn, mlp = block.attn, block.mlp
+        n, H, D, hs = k_buf.shape
+        T, C = D - 1, H * hs
+        u = F.layer_norm(h, (C,), block.ln_1.weight, block.ln_1.bias, block.ln_1.eps)
+        qkv = torch.addmm(attn.c_attn.bias, u, attn.c_attn.weight.t())  # (nT, 3C)
+        q, k, v = qkv.view(n, T, 3, H, hs).permute(2, 0, 3, 1, 4).unbind(0)  # (n, H, T, hs)
+        k_buf[:, :, :1] = k0
+        k_buf[:, :, 1:] = k
+        v_buf[:, :, :1] = v0
+        v_buf[:, :, 1:] = v
+        # Scores transposed, (key j, query q): the softmax over keys then runs along dim -2,
+        # whose kernel vectorises across the queries (along a last dim of a few dozen entries
+        # it cannot fill its vectors).
+        att = torch.matmul(k_buf, q.transpose(-2, -1))  # (n, H, D, T)
+        att.mul_(scale).add_(mask_t)
+        att = torch.softmax(att, dim=-2)
+        y = torch.matmul(att.transpose(-2, -1), v_buf)  # (n, H, T, hs)
+        y = y.transpose(1, 2).reshape(n * T, C)
+        h.add_(attn.c_proj.bias).addmm_(y, attn.c_proj.weight.t())
+        u = F.layer_norm(h, (C,), block.ln_2.weight, block.ln_2.bias, block.ln_2.eps)
+        f = torch.addmm(mlp.c_fc.bias, u, mlp.c_fc.weight.t())  # (nT, 4C)
+        torch.ops.aten.gelu_(f)
+        return h.add_(mlp.c_proj.bias).addmm_(f, mlp.c_proj.weight.t())
 
     # ------------------------------------------------------------------ one cached step
     def new_cache(self, batch_size: int, device: Any, dtype: torch.dtype) -> list[Tensor]:
