@@ -591,11 +591,13 @@ class ARTransformer(OrderedNetwork):
         # Scores transposed, (key j, query q): the softmax over keys then runs along dim -2,
         # whose kernel vectorises across the queries (along a last dim of a few dozen entries
         # it cannot fill its vectors).
-        att = torch.matmul(k_buf, q.transpose(-2, -1))  # (n, H, D, T)
-        att.mul_(scale).add_(mask_t)
-        att = torch.softmax(att, dim=-2)
-        y = torch.matmul(att.transpose(-2, -1), v_buf)  # (n, H, T, hs)
-        y = y.transpose(1, 2).reshape(n * T, C)
+        # One batched product with the mask and the scale folded in:
+        # mask + (k q^T) / sqrt(d_h), batch (n * H).
+        att = torch.baddbmm(mask_t.expand(n * H, D, T), k_buf.view(n * H, D, hs),
+                            q.reshape(n * H, T, hs).transpose(1, 2), alpha=scale)
+        att = torch.softmax(att, dim=-2)  # (n H, D, T)
+        y = torch.bmm(att.transpose(1, 2), v_buf.view(n * H, D, hs))  # (n H, T, hs)
+        y = y.view(n, H, T, hs).transpose(1, 2).reshape(n * T, C)
         h.add_(attn.c_proj.bias).addmm_(y, attn.c_proj.weight.t())
         u = F.layer_norm(h, (C,), block.ln_2.weight, block.ln_2.bias, block.ln_2.eps)
         f = torch.addmm(mlp.c_fc.bias, u, mlp.c_fc.weight.t())  # (nT, 4C)
