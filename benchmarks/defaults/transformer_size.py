@@ -12,12 +12,17 @@ Three parts (``--part``):
   long a model trained) on red wine's 11 columns with a 0.001-sd jitter (continuous, as the
   issue states the target), and ``GaussianMixture(10)``, and times ``score_samples`` on 20,000
   rows in interleaved rounds (best round by process CPU time). Multiply-adds per row are
-  counted by :func:`run.multiply_adds_per_row` (the matrix products that run). Beside each
-  size, the *roofline*: the same matrix products as plain ``torch.matmul`` calls on
-  preallocated tensors, ``(B*T, C) @ (C, 3C)``, ``(B*T, C) @ (C, C)``, ``(B*T, C) @ (C, 4C)``,
-  ``(B*T, 4C) @ (4C, C)`` per layer (``T = 11`` positions, ``B`` rows per forward), timed
-  alone: the multiply-adds per second one core reaches on these shapes with nothing else
-  (no attention, LayerNorm, GELU, heads or mixture log-densities).
+  counted by :func:`run.multiply_adds_per_row` (the matrix products that run). The default
+  is timed twice: on the scoring pass (``fast_eval``, the default) and on the module path
+  (``fast_eval=False``: ``nn.Linear``, SDPA, whole batches), a before/after in one run.
+  Beside each row, the *roofline*: the blocks' matrix products as plain ``torch.matmul``
+  calls on preallocated tensors, ``(B*T, C) @ (C, 3C)``, ``(B*T, C) @ (C, C)``,
+  ``(B*T, C) @ (C, 4C)``, ``(B*T, 4C) @ (4C, C)`` per layer, with the shapes each path runs
+  (the scoring pass: ``T = D - 1 = 10`` positions, ``B`` its chunk of rows; the module path:
+  ``T = 11``, ``B`` the estimator's scoring batch), timed alone: the multiply-adds per second
+  one core reaches on these shapes with nothing else (no attention, LayerNorm, GELU, heads or
+  mixture log-densities). "rows/s at the roofline" divides it by the counted multiply-adds
+  per row: what arithmetic alone would allow.
 - ``profile``: a :mod:`torch.profiler` table of one default model's scoring (one thread).
 - ``ll``: held-out log-likelihood of the four sizes next to KDE-CV and GMM-CV, through
   ``benchmarks/defaults/run.py`` (its data sets, splits and table; extra entries are added for
@@ -60,6 +65,7 @@ sys.modules["defaults_run"] = bench
 _spec.loader.exec_module(bench)
 
 RESULTS = _HERE.parent / "results"
+MODULE_PATH = "ARTransformerDensity() (module path, fast_eval=False)"
 SIZES = [(32, 1), (32, 2), (64, 1), (64, 2)]  # (d_model, n_layers); (64, 2) is the default
 
 
@@ -113,6 +119,11 @@ def part_speed(rounds: int, rows: int) -> None:
     for d, L in SIZES:
         models[size_name(d, L)] = ARTransformerDensity(d_model=d, n_layers=L, random_state=0,
                                                        max_iter=2).fit(X)
+    # The default again on the module path (nn.Linear, SDPA, no chunks): the scoring path's
+    # before/after in the same run.
+    module_path = ARTransformerDensity(random_state=0, max_iter=2).fit(X)
+    module_path.net_.module_.network.fast_eval = False
+    models[MODULE_PATH] = module_path
     for m in models.values():
         m.score_samples(query[:200])  # warm-up
     rates = dict.fromkeys(models, 0.0)
@@ -120,7 +131,7 @@ def part_speed(rounds: int, rows: int) -> None:
         for k, m in models.items():
             rates[k] = max(rates[k], _cpu_rate(lambda m=m: m.score_samples(query), rows))
     gmm = rates["GaussianMixture(10)"]
-    batch = models[size_name(64, 2)]._inference_batch_size
+    chunk = models[size_name(64, 2)].net_.module_.network.eval_chunk_rows
     lines = ["| model | rows/s (CPU) | ratio to GMM(10) | multiply-adds/row | G multiply-adds/s "
              "achieved | matmul-only roofline (G/s) | achieved / roofline | rows/s at the "
              "roofline | ratio to GMM at the roofline |",
@@ -128,10 +139,13 @@ def part_speed(rounds: int, rows: int) -> None:
     D = X.shape[1]
     lines.append(f"| GaussianMixture(10) | {gmm:,.0f} | 1/1.0 | {10 * D * (D + 1):,} | "
                  f"{gmm * 10 * D * (D + 1) / 1e9:.2f} | | | | |")
-    for d, L in SIZES:
-        k = size_name(d, L)
+    # The scoring pass runs positions 1..D-1 per row (position 0 once per call), in chunks of
+    # `chunk` rows; the module path runs all D positions on whole batches.
+    rows_of = [(size_name(d, L), d, L, D - 1, chunk) for d, L in SIZES]
+    rows_of.append((MODULE_PATH, 64, 2, D, module_path._inference_batch_size))
+    for k, d, L, T, batch in rows_of:
         macs, _ = bench.multiply_adds_per_row(models[k], query[:2000])
-        roof = roofline(d, L, D, batch, rounds)
+        roof = roofline(d, L, T, batch, rounds)
         at_roof = roof / macs
         lines.append(f"| {k} | {rates[k]:,.0f} | 1/{gmm / rates[k]:.1f} | {macs:,.0f} | "
                      f"{rates[k] * macs / 1e9:.2f} | {roof / 1e9:.2f} | "
@@ -142,7 +156,8 @@ def part_speed(rounds: int, rows: int) -> None:
             f"{' '.join(sys.argv[1:])}`  ",
             f"Red wine's 11 columns z-scored plus a 0.001-sd jitter (all continuous), "
             f"{rows:,} query rows, best of {rounds} interleaved rounds by the process's CPU "
-            f"time, one torch thread, {batch} rows per forward, {platform.machine()} with "
+            f"time, one torch thread, {chunk} rows per chunk of the scoring pass, "
+            f"{platform.machine()} with "
             f"{os.cpu_count()} cores shared with other work (load average "
             f"{os.getloadavg()[0]:.1f} at the end), torch {torch.__version__} "
             f"({torch.backends.cpu.get_cpu_capability()}). The roofline times only the blocks' "

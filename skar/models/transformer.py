@@ -499,8 +499,8 @@ class ARTransformer(OrderedNetwork):
           cache from one layer to the next instead of streaming through memory (the chunking
           is most of the gain);
         - activations are 2-D ``(rows * (D - 1), C)`` and every linear map is one GEMM:
-          ``h <- h + (u W^T + b)`` is ``h += b`` then ``h += u W^T`` in place (``addmm_``);
-          GELU (the exact, erf one) runs in place;
+          ``h <- h + (u W^T + b)`` is ``h += b`` then ``h += u W^T`` in place (``addmm``
+          into ``out=h``); GELU (the exact, erf one) runs in place;
         - with every column continuous, the tokens ``x w_d + (b_d + P_i + Q_{o_i})`` are one
           fused multiply-add from the rows (no ``(B, D, C)`` embedding tensor);
         - attention is the explicit masked softmax, with the scores stored transposed
@@ -598,11 +598,12 @@ class ARTransformer(OrderedNetwork):
         att = torch.softmax(att, dim=-2)  # (n H, D, T)
         y = torch.bmm(att.transpose(1, 2), v_buf.view(n * H, D, hs))  # (n H, T, hs)
         y = y.view(n, H, T, hs).transpose(1, 2).reshape(n * T, C)
-        h.add_(attn.c_proj.bias).addmm_(y, attn.c_proj.weight.t())
+        # In place through out= (not addmm_, which FlopCounterMode does not count).
+        torch.addmm(h.add_(attn.c_proj.bias), y, attn.c_proj.weight.t(), out=h)
         u = F.layer_norm(h, (C,), block.ln_2.weight, block.ln_2.bias, block.ln_2.eps)
         f = torch.addmm(mlp.c_fc.bias, u, mlp.c_fc.weight.t())  # (nT, 4C)
         torch.ops.aten.gelu_(f)
-        return h.add_(mlp.c_proj.bias).addmm_(f, mlp.c_proj.weight.t())
+        return torch.addmm(h.add_(mlp.c_proj.bias), f, mlp.c_proj.weight.t(), out=h)
 
     # ------------------------------------------------------------------ one cached step
     def new_cache(self, batch_size: int, device: Any, dtype: torch.dtype) -> list[Tensor]:
