@@ -96,8 +96,9 @@ def cell(ds: str, model: str, seed: int, component: str) -> dict[str, Any]:
             "n_iter": int(est.n_iter_), "load_average": os.getloadavg()[0]}
 
 
-def rank_table(cells: list[dict[str, Any]]) -> str:
-    """The rule of the protocol, per model, as markdown tables."""
+def rank_table(cells: list[dict[str, Any]], incumbent: str = "gaussian") -> str:
+    """The rule of the protocol, per model, as markdown tables (``incumbent`` scores 0 and
+    keeps a tie)."""
     by = collections.defaultdict(dict)
     for c in cells:
         by[(c["model"], c["dataset"], c["seed"])][c["component"]] = c
@@ -111,7 +112,7 @@ def rank_table(cells: list[dict[str, Any]]) -> str:
     for (model, ds, seed), row in sorted(by.items()):
         if set(row) != set(CANDIDATES):
             continue  # an incomplete cell does not count
-        g = row["gaussian"]["selection_ll"]
+        g = row[incumbent]["selection_ll"]
         order = sorted(CANDIDATES, key=lambda k: -row[k]["selection_ll"])
         for k in CANDIDATES:
             delta[model][k][ds].append((row[k]["selection_ll"] - g) / row[k]["n_columns"])
@@ -128,8 +129,8 @@ def rank_table(cells: list[dict[str, Any]]) -> str:
                  for k in CANDIDATES}
         mranks = {k: float(np.mean([np.mean(v) for v in ranks[model][k].values()]))
                   for k in CANDIDATES}
-        chosen = max(CANDIDATES, key=lambda k: (means[k], k == "gaussian"))
-        lines.append(f"| {model} | {len(delta[model]['gaussian'])} | " + " | ".join(
+        chosen = max(CANDIDATES, key=lambda k: (means[k], k == incumbent))
+        lines.append(f"| {model} | {len(delta[model][incumbent])} | " + " | ".join(
             f"{means[k]:+.4f} ({mranks[k]:.2f})" for k in CANDIDATES) + f" | **{chosen}** |")
     return "\n".join(lines)
 
