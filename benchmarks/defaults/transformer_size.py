@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.mixture import GaussianMixture
+from threadpoolctl import threadpool_limits
 
 from skar import ARTransformerDensity
 from skar.datasets import load_rnade_uci
@@ -110,7 +111,15 @@ def roofline(d_model: int, n_layers: int, T: int, batch: int, rounds: int) -> fl
 
 
 def part_speed(rounds: int, rows: int) -> None:
+    # One thread for everything, numpy's BLAS (GaussianMixture) included: with its default
+    # two OpenBLAS threads on a loaded machine GMM's CPU-time rate fell to a third (200k vs
+    # 620-780k rows/s in one measurement), which would flatter every ratio to it.
     torch.set_num_threads(1)
+    with threadpool_limits(limits=1):
+        _part_speed(rounds, rows)
+
+
+def _part_speed(rounds: int, rows: int) -> None:
     X = jittered_red_wine()
     query = X[np.random.RandomState(0).randint(len(X), size=rows)]
     models: dict[str, Any] = {
@@ -156,8 +165,8 @@ def part_speed(rounds: int, rows: int) -> None:
             f"{' '.join(sys.argv[1:])}`  ",
             f"Red wine's 11 columns z-scored plus a 0.001-sd jitter (all continuous), "
             f"{rows:,} query rows, best of {rounds} interleaved rounds by the process's CPU "
-            f"time, one torch thread, {chunk} rows per chunk of the scoring pass, "
-            f"{platform.machine()} with "
+            f"time, one torch thread and one BLAS thread (threadpoolctl), {chunk} rows per "
+            f"chunk of the scoring pass, {platform.machine()} with "
             f"{os.cpu_count()} cores shared with other work (load average "
             f"{os.getloadavg()[0]:.1f} at the end), torch {torch.__version__} "
             f"({torch.backends.cpu.get_cpu_capability()}). The roofline times only the blocks' "
