@@ -470,7 +470,8 @@ class ARTransformer(OrderedNetwork):
     # ------------------------------------------------------------------ the scoring pass
     def _use_eval_path(self, context: Tensor | None) -> bool:
         """Scoring: eval mode, no autograd, an unconditional network, and ``fast_eval``."""
-        return (self.fast_eval and not self.training and context is None
+        # getattr: a network pickled before these attributes existed takes the path too.
+        return (getattr(self, "fast_eval", True) and not self.training and context is None
                 and self.cross is None and not torch.is_grad_enabled())
 
     def _forward_eval(self, x: Tensor | None, member: int,
@@ -542,7 +543,9 @@ class ARTransformer(OrderedNetwork):
         scale = 1.0 / math.sqrt(hs)
         pos_of = self.positions[member]
         out = torch.empty(B, self.heads.flat_index.numel(), dtype=dtype, device=device)
-        step = max(int(self.eval_chunk_rows), 1)
+        # Chunks are for a CPU core's caches; an accelerator takes the whole batch at once.
+        step = max(B, 1) if device.type != "cpu" else max(
+            int(getattr(self, "eval_chunk_rows", max(32, 16384 // C))), 1)
         k_buf = torch.empty(min(step, B), H, D, hs, dtype=dtype, device=device)
         v_buf = torch.empty_like(k_buf)
         src = o[:-1]  # position i >= 1 reads column o_{i-1}
