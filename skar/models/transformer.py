@@ -299,7 +299,8 @@ class ARTransformer(OrderedNetwork):
         speed (equal to the module path to float rounding); ``False``: always the module
         path (the reference the tests compare against).
     eval_chunk_rows : int
-        Rows that :meth:`_forward_eval` takes through the whole network at once: by default
+        Rows that :meth:`_forward_eval` takes through the whole network at once on a CPU (an
+        accelerator takes the whole batch): by default
         ``max(32, 16384 // d_model)`` (256 at ``d_model=64``), so that a chunk's activations
         stay in the core's caches from one layer to the next (measured on one Zen 3 core:
         at ``d_model=64``, 128 to 512 rows score alike and 1024 rows a third slower; at
