@@ -529,7 +529,7 @@ class ARTransformer(OrderedNetwork):
         pos_bias = self.wpe.weight + self.wqe(o)  # (D, C)
         # Position 0 reads the start token only, so its states, keys and values are the same
         # for every row: computed once here (the module path on one row), and only positions
-        # 1..D-1 run per row (T = D - 1 of them; D/(D-1) fewer products).
+        # 1..D-1 run per row (T = D - 1 of them: (D - 1) / D of the products).
         h0 = (self.start + pos_bias[0]).view(1, 1, C)
         kv0 = []
         for block in self.blocks:
