@@ -37,9 +37,26 @@ _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 #: ``gap * phi(mid)``, whose relative error ``gap^2 |mid^2 - 1| / 24`` is then under 1e-11 |mid|^2.
 _GAUSSIAN_THIN_CELL = 1e-5
 
+#: The float32 Gaussian cell (:func:`_log_cell_prob_fast`) uses its Taylor series when
+#: ``gap (1 + |mid|)`` is at most this: the first omitted term is then below 2e-7 relative, and
+#: the CDF difference elsewhere loses at most ~1e-6 relative to cancellation (the cell holds at
+#: least ~10% of the mass below its upper edge).
+_FAST_THIN_CELL = 0.25
+
+#: Below this upper edge (after mirroring) the float32 Gaussian cell uses the asymptotic series
+#: of ``log Phi`` (Abramowitz & Stegun 26.2.12) instead of ``erfc``, which underflows near
+#: ``x = -13``.
+_FAST_FAR_TAIL = -11.0
+
+#: ``erfc`` arguments are capped here: beyond it float32 ``erfc`` is subnormal (below 1.2e-38),
+#: and subnormal arithmetic runs tens of times slower on x86. Where the cap binds the lower
+#: edge is below -12.8 while the upper one is above -11, so it changes the difference by under
+#: ``erfc(9.1) / erfc(7.78) < 1e-10`` of itself.
+_ERFC_CAP = 9.1
+
 
 def log_cell_prob(component: str, lo: Tensor, gap: Tensor) -> Tensor:
-    r"""``log(F(lo + gap) - F(lo))`` for the standard ``component`` CDF ``F``, exactly.
+    r"""``log(F(lo + gap) - F(lo))`` for the standard ``component`` CDF ``F``.
 
     The probability of a cell ``[lo, lo + gap)`` (in the component's standardised units) is a
     difference of CDFs, which cancels catastrophically in the tails and for thin cells if
@@ -50,28 +67,27 @@ def log_cell_prob(component: str, lo: Tensor, gap: Tensor) -> Tensor:
     - Laplace: :math:`\tfrac12 e^{b}(1 - e^{-(b-a)})` for :math:`b \le 0`, its mirror image
       for :math:`a \ge 0`, and :math:`-\tfrac12(\mathrm{expm1}(a) + \mathrm{expm1}(-b))`
       for a cell around 0;
-    - Gaussian: the cell is mirrored into the lower half line, where
+    - Gaussian, float64: the cell is mirrored into the lower half line, where
       :math:`\log\Phi` (``torch.special.log_ndtr``) is accurate; a cell in the lower tail is
       :math:`\log\Phi(b) + \log(1 - e^{\log\Phi(a) - \log\Phi(b)})`, a cell around 0
       is :math:`\tfrac12(\mathrm{erf}(b/\sqrt2) + \mathrm{erf}(-a/\sqrt2))` (two positive
-      terms), and a cell thinner than ``1e-5`` uses the midpoint rule. Computed in float64.
+      terms), and a cell thinner than ``1e-5`` uses the midpoint rule; exact to float64
+      rounding.
+    - Gaussian, float32 (and float16/bfloat16, computed in float32): the vectorised branches
+      of :func:`_log_cell_prob_fast` (no ``log_ndtr``, which has no vectorised kernel and cost
+      ~30 ns an element, float32 or float64): within ``2e-6 (1 + |log P|)`` of the exact
+      value of the same float32 inputs (``tests/test_distributions.py`` checks it against
+      mpmath, tails and thin cells included).
 
     ``gap`` is passed rather than recomputed from the edges, so ``b - a`` carries no rounding.
     Every branch is evaluated on safe inputs, so gradients stay finite.
     """
     lo, gap = torch.broadcast_tensors(lo, gap)
     a, b = lo, lo + gap
-    if component == "logistic":
-        return -F.softplus(-b) - F.softplus(a) + torch.log(-torch.expm1(-gap))
-    if component == "laplace":
-        log_thin = torch.log(-torch.expm1(-gap))
-        below = math.log(0.5) + b + log_thin
-        above = math.log(0.5) - a + log_thin
-        around = -0.5 * (torch.expm1(a.clamp_max(0.0)) + torch.expm1(-b.clamp_min(0.0)))
-        around = torch.log(torch.where((a < 0) & (b > 0), around, torch.ones_like(around)))
-        return torch.where(b <= 0, below, torch.where(a >= 0, above, around))
-    dtype = a.dtype
-    a, b, gap = a.double(), b.double(), gap.double()
+    if component != "gaussian":
+        return _log_cell_prob_closed(component, a, b, gap)
+    if lo.dtype != torch.float64:
+        return _log_cell_prob_fast(component, lo + 0.5 * gap, gap)
     flip = (a + b) > 0
     a, b = torch.where(flip, -b, a), torch.where(flip, -a, b)  # now a + b <= 0
     thin = gap < _GAUSSIAN_THIN_CELL
@@ -83,8 +99,115 @@ def log_cell_prob(component: str, lo: Tensor, gap: Tensor) -> Tensor:
     log_tail = lb + torch.log(-torch.expm1(d))
     around = 0.5 * (torch.erf(b * 0.5**0.5) + torch.erf(-a * 0.5**0.5))
     around = torch.log(torch.where(~tail & ~thin, around, torch.ones_like(around)))
-    out = torch.where(thin, log_mid, torch.where(tail, log_tail, around))
+    return torch.where(thin, log_mid, torch.where(tail, log_tail, around))
+
+
+def _log_cell_prob_closed(component: str, a: Tensor, b: Tensor, gap: Tensor) -> Tensor:
+    """The logistic and Laplace cells of :func:`log_cell_prob` (closed forms without
+    cancellation, accurate in any floating dtype)."""
+    if component == "logistic":
+        return -F.softplus(-b) - F.softplus(a) + torch.log(-torch.expm1(-gap))
+    log_thin = torch.log(-torch.expm1(-gap))
+    below = math.log(0.5) + b + log_thin
+    above = math.log(0.5) - a + log_thin
+    around = -0.5 * (torch.expm1(a.clamp_max(0.0)) + torch.expm1(-b.clamp_min(0.0)))
+    around = torch.log(torch.where((a < 0) & (b > 0), around, torch.ones_like(around)))
+    return torch.where(b <= 0, below, torch.where(a >= 0, above, around))
+
+
+def _log_cell_prob_fast(component: str, mid: Tensor, gap: Tensor) -> Tensor:
+    r"""``log(F(mid + gap/2) - F(mid - gap/2))`` in float32, from the cell's centre ``mid``
+    and width ``gap`` (standardised units), with vectorised kernels only.
+
+    The logistic and Laplace cells are :func:`log_cell_prob`'s closed forms. A Gaussian cell
+    is mirrored to :math:`m = -|\mathrm{mid}| \le 0`, edges :math:`a = m - g/2`,
+    :math:`b = m + g/2`, and then
+
+    - thin, :math:`g(1 + |m|) \le 0.25`: the Taylor series of the integral of
+      :math:`\varphi` around the centre (the generating function of the Hermite
+      polynomials :math:`He_n`),
+
+      .. math::
+
+          \log P = \log g + \log\varphi(m) + \log\Bigl(1 + \frac{g^2}{24}He_2(m)
+                   + \frac{g^4}{1920}He_4(m)\Bigr),
+
+      whose first omitted term, :math:`He_6(m)\,(g/2)^6 / 5040`, is below 2e-7;
+    - far tail, :math:`b < -11`: :math:`\log\Phi(x) = -x^2/2 - \log(-x) - \log\sqrt{2\pi}
+      + \log S(x)` with :math:`S(x) = 1 - x^{-2} + 3x^{-4} - \dots` (asymptotic), and
+      :math:`\log P = \log\Phi(b) + \log(1 - e^{\delta})` with
+      :math:`\delta = \log\Phi(a) - \log\Phi(b) = g\,m - \log(1 + g/|b|) + \log S(a)
+      - \log S(b)`, a sum of non-positive terms and a tiny positive one (no cancellation);
+      evaluated only when some cell of the call needs it (:func:`_gaussian_far_tail`);
+    - otherwise: :math:`\log\tfrac12\bigl(\mathrm{erfc}(-b/\sqrt2) - \mathrm{erfc}(-a/\sqrt2)
+      \bigr)`. Outside the thin region the cell holds at least ~10% of the mass below
+      :math:`b`, so the difference loses at most ~1e-6 relative to cancellation.
+
+    Within ``2e-6 (1 + |log P|)`` of the exact value everywhere (the inputs themselves, float32,
+    carry about ``6e-8 (1 + mid^2)`` of rounding into ``log P``).
+    """
+    dtype = mid.dtype
+    mid, gap = mid.float(), gap.float()
+    if component != "gaussian":
+        half = 0.5 * gap
+        return _log_cell_prob_closed(component, mid - half, mid + half, gap).to(dtype)
+    m = -mid.abs()
+    half = 0.5 * gap
+    a, b = m - half, m + half
+    r = -(0.5**0.5)
+    # The clamp keeps the log (and its gradient) finite where the series or the far tail is
+    # used instead and the difference has cancelled to 0.
+    main = (torch.erfc((b * r).clamp_max(_ERFC_CAP)) - torch.erfc((a * r).clamp_max(_ERFC_CAP)))
+    main = torch.log(main.clamp_min(1e-37)) - math.log(2.0)
+    m2, g2 = m * m, gap * gap
+    # g^2 He_2 / 24 + g^4 He_4 / 1920, He_2 = m^2 - 1, He_4 = m^4 - 6 m^2 + 3
+    corr = torch.addcmul((m2 - 1.0) / 24.0, g2, (m2 - 6.0) * m2 + 3.0, value=1.0 / 1920.0) * g2
+    series = torch.log(gap) - 0.5 * m2 - _LOG_SQRT_2PI + torch.log1p(corr.clamp_min(-0.5))
+    thin = gap * (1.0 - m) <= _FAST_THIN_CELL
+    out = torch.where(thin, series, main)
+    far = (b < _FAST_FAR_TAIL) & ~thin
+    if bool(far.any()):
+        # Evaluated everywhere and merged: gathering the far cells (masked_select, nonzero)
+        # cost more than the branch itself. The clamp keeps the unused cells finite.
+        tail = _gaussian_far_tail(b.clamp_max(_FAST_FAR_TAIL), gap, m.clamp_max(_FAST_FAR_TAIL))
+        out = torch.where(far, tail, out)
     return out.to(dtype)
+
+
+def _gaussian_far_tail(b: Tensor, gap: Tensor, m: Tensor) -> Tensor:
+    r"""The far-tail branch of :func:`_log_cell_prob_fast` (upper edge ``b < -11``, centre
+    ``m``, width ``gap``): :math:`\log\Phi(b) + \log(1 - e^{\delta})`.
+
+    With :math:`q = b^{-2} < 1/121`, :math:`\log\Phi(x) = -x^2/2 - \log(-x) -
+    \log\sqrt{2\pi} + \log S(x)` and :math:`\log S = \log(1 - q + 3q^2 - \dots) = -q +
+    \tfrac52 q^2 - \tfrac{37}{3} q^3 + \dots` (truncation error under 1e-5), and
+    :math:`\delta = \log\Phi(a) - \log\Phi(b) = g\,m - \log(1 + g/|b|) + \log S(a) - \log
+    S(b)`, whose last difference is :math:`-g\,(\log S)'(m) \approx -2g/m^3` to first order
+    (dropping it altogether would move :math:`\delta` by up to 2e-4 of itself). Here
+    :math:`|\log P| > 63`, so the stated accuracy, ``2e-6 (1 + |log P|)``, is 1.3e-4 or more
+    in absolute terms; these truncations stay an order below it."""
+    b2 = b * b
+    q = 1.0 / b2
+    log_phi_b = -0.5 * b2 - torch.log(-b) - _LOG_SQRT_2PI + q * (2.5 * q - 1.0)
+    delta = gap * (m - 2.0 / (m * m * m)) - torch.log1p(gap / -b)
+    return log_phi_b + torch.log(-torch.expm1(delta))
+
+
+def _logsumexp_runs(t: Tensor) -> Tensor:
+    """``logsumexp`` over the second-to-last axis, where the components lie in the
+    component-major layout of :meth:`Mixture._log_prob_t`: each component is a contiguous run
+    on the last axis, so the max and the sum are elementwise over runs (vectorised) rather
+    than reductions over a short last axis (15 times slower at 10 components). Infinite
+    maxima are shifted by 0, as :func:`torch.logsumexp` does."""
+    m = t.detach().amax(-2, keepdim=True)
+    m = torch.nan_to_num(m, nan=0.0, posinf=0.0, neginf=0.0)
+    # Terms more than 87 below the largest (under 1.7e-38 of it, invisible in a float32 or
+    # float64 sum of fewer than 1e21 terms) count as zero: their exponentials would be
+    # subnormal, and subnormal arithmetic runs tens of times slower on x86.
+    d = F.threshold(t - m, -87.0, -math.inf)
+    if torch.is_grad_enabled() and t.requires_grad:
+        return (torch.log(torch.exp(d).sum(-2, keepdim=True)) + m).squeeze(-2)
+    return d.exp_().sum(-2, keepdim=True).log_().add_(m).squeeze(-2)
 
 
 def _uniform(shape: torch.Size, generator: torch.Generator | None, like: Tensor) -> Tensor:
@@ -397,25 +520,65 @@ class Mixture(ConditionalFamily):
 
         ``constants`` of shape ``(m, 2)`` (``step, offset`` per column) replaces the family's
         own grid when :class:`ColumnConditionals` evaluates a group of quantized columns.
+        The work is done in the component-major layout of :meth:`_log_prob_t`, after one
+        transposing copy of the parameters.
         """
-        if self.quantized:
+        lead = torch.broadcast_shapes(params.shape[:-1], x.shape)
+        n = params.shape[-1]
+        pt = params.expand(*lead, n).reshape(-1, n).T.contiguous()  # (n_params, N)
+        step = offset = None
+        if constants is not None:
             step, offset = self._grid(params, constants)
-            logits, loc, scale = self._split(params, self._floor(step))
-            loc, scale = loc.double(), scale.double()
-            centre = self._snap(x, step, offset)
-            s = step.unsqueeze(-1)
-            lo = (centre.unsqueeze(-1) - 0.5 * s - loc) / scale
-            log_cell = log_cell_prob(self.component, lo, s / scale)
-            log_w = torch.log_softmax(logits.double(), -1)
-            out = (torch.logsumexp(log_w + log_cell, dim=-1) - torch.log(step)).to(params.dtype)
+            step, offset = step.expand(lead).reshape(-1), offset.expand(lead).reshape(-1)
+        return self._log_prob_t(pt, x.expand(lead).reshape(-1), step, offset).view(lead)
+
+    def _log_prob_t(self, pt: Tensor, x: Tensor, step: Tensor | None = None,
+                    offset: Tensor | None = None) -> Tensor:
+        r""":meth:`log_prob` with the parameters on the second-to-last axis: ``pt`` of shape
+        ``(..., n_params, N)``, ``x`` of shape ``(..., N)``, ``step`` and ``offset`` (float64)
+        broadcastable to ``x`` or None for the family's own grid; returns the shape of ``x``.
+        Fastest with ``pt`` and ``x`` contiguous.
+
+        In this layout every component's logits, means and scales are contiguous runs, so the
+        sums over components are elementwise over runs (vectorised) instead of reductions
+        over a short last axis. A network that writes its output this way
+        (:class:`skar.models.nade.NADE` when scoring) skips the transposing copy. Continuous
+        columns:
+
+        .. math::
+
+            \log f(x) = \operatorname{logsumexp}_k\bigl(\ell_k + \log f_0(z_k) - \log s_k\bigr)
+                        - \operatorname{logsumexp}_k \ell_k,\qquad z_k = (x - \mu_k)/s_k,
+
+        one reduction fewer than forming the log-softmax first. A quantized column uses
+        :func:`log_cell_prob`'s cell probabilities: float64's exact branches for float64
+        parameters; in float32, the vectorised :func:`_log_cell_prob_fast`, with the cell's
+        centre and width in component units formed from the float64 grid point.
+        """
+        c = self.n_components
+        logits, loc, raw = pt[..., :c, :], pt[..., c : 2 * c, :], pt[..., 2 * c : 3 * c, :]
+        if self.quantized:
+            if step is None:
+                step, offset = self._grid(pt, None)
+            log_step = torch.log(step).to(pt.dtype)  # broadcastable to x
+            step = step.unsqueeze(-2) if step.dim() else step  # (..., 1, N) against (..., c, N)
+            offset = offset.unsqueeze(-2) if offset.dim() else offset
+            scale = F.softplus(raw) + (step / 16.0).to(pt.dtype)
+            centre = self._snap(x.unsqueeze(-2), step, offset)
+            if pt.dtype == torch.float64:
+                lo = (centre - 0.5 * step - loc) / scale
+                log_cell = log_cell_prob(self.component, lo, step / scale)
+            else:
+                # The grid point rounded once to float32: half an ulp of the value, the same
+                # order as the rounding the float32 network already left in the mean.
+                mid = (centre.to(pt.dtype) - loc) / scale
+                log_cell = _log_cell_prob_fast(self.component, mid, step.to(pt.dtype) / scale)
+            out = _logsumexp_runs(logits + log_cell) - _logsumexp_runs(logits) - log_step
         else:
-            c = self.n_components
-            logits, loc = params[..., :c], params[..., c : 2 * c]
-            # The raw scales are a strided slice; softplus's vectorised kernel needs them
-            # contiguous (on the slice it ran about 6 times slower, and it was the costliest
-            # step of scoring a mixture column).
-            scale = F.softplus(params[..., 2 * c : 3 * c].contiguous()) + self.min_scale
-            z = (x.unsqueeze(-1) - loc) / scale
+            dtype = torch.promote_types(pt.dtype, x.dtype)
+            logits, loc, raw = logits.to(dtype), loc.to(dtype), raw.to(dtype)
+            scale = F.softplus(raw) + self.min_scale
+            z = (x.to(dtype).unsqueeze(-2) - loc) / scale
             # log f(z) up to the constant ``const``, added once per row after the sum
             if self.component == "gaussian":
                 log_f, const = -0.5 * z * z, -_LOG_SQRT_2PI
@@ -423,17 +586,15 @@ class Mixture(ConditionalFamily):
                 log_f, const = -z.abs(), -math.log(2.0)
             else:  # logistic: log f(z) = -z - 2 log(1 + e^{-z}), symmetric in z
                 log_f, const = -z.abs() - 2.0 * F.softplus(-z.abs()), 0.0
-            # log sum_k softmax(logits)_k f_k(x) / s_k
-            #   = logsumexp_k(logits_k + log f_k - log s_k) - logsumexp_k(logits_k) + const,
-            # one reduction fewer than forming log_softmax(logits) first.
-            out = (torch.logsumexp(logits + log_f - scale.log(), dim=-1)
-                   - torch.logsumexp(logits, dim=-1) + const)
+            out = (_logsumexp_runs(logits + log_f - scale.log()) - _logsumexp_runs(logits)
+                   + const)
         if self.atoms:
             n_atoms = len(self.atoms)
-            log_w = torch.log_softmax(params[..., 3 * self.n_components :], -1)
-            hit = self._atom_hits(x)  # (..., A)
-            on_atom = (log_w[..., :n_atoms] * hit).sum(-1) + self.atom_log_unit
-            out = torch.where(hit.any(-1), on_atom, log_w[..., n_atoms] + out)
+            atom_logits = pt[..., 3 * c :, :].to(out.dtype)
+            log_w = atom_logits - _logsumexp_runs(atom_logits).unsqueeze(-2)  # (..., A + 1, N)
+            hit = self._atom_hits(x).movedim(-1, -2)  # (..., A, N)
+            on_atom = (log_w[..., :n_atoms, :] * hit).sum(-2) + self.atom_log_unit
+            out = torch.where(hit.any(-2), on_atom, log_w[..., n_atoms, :] + out)
         return out
 
     def _atom_hits(self, x: Tensor) -> Tensor:
@@ -729,6 +890,9 @@ class ColumnConditionals(nn.Module):
         Parameters
         ----------
         params : Tensor of shape (B, n_params)
+            Row-major, or the transpose of a contiguous ``(n_params, B)`` tensor (the layout
+            :class:`skar.models.nade.NADE` scores in), which mixture columns then read as
+            component-major runs without a copy (:meth:`Mixture._log_prob_t`).
         x : Tensor of shape (B, D)
             Encoded values (see :mod:`skar.schema`).
 
@@ -738,21 +902,45 @@ class ColumnConditionals(nn.Module):
             ``log p(x_d | x_<d)`` for every column ``d``.
         """
         out = params.new_empty(x.shape)
+        B = params.shape[0]
+        column_major = params.dim() == 2 and B > 1 and params.T.is_contiguous()
         for g, fam in enumerate(self._group_families):
             cols = getattr(self, f"_cols_{g}")
             run = self._group_runs[g]
-            if run is not None:  # a view (B, m, n_params) of the contiguous run
-                group_params = params[:, run[0] : run[1]].reshape(-1, run[2], run[3])
+            is_all = self._group_is_all[g]
+            consts = getattr(self, f"_const_{g}") if self._group_has_constants[g] else None
+            if isinstance(fam, Mixture):
+                # (m, n_params, B) component-major: a view of a column-major output, else one
+                # transposing copy (cheaper than reducing over the short last axis).
+                if column_major:
+                    rows = (params.T[run[0] : run[1]] if run is not None
+                            else params.T[getattr(self, f"_pidx_{g}").reshape(-1)])
+                    pt = rows.view(len(cols), -1, B)  # (m, n_params, B), contiguous
+                    # contiguous: a strided x would make every elementwise op with it
+                    # scalar (and pass its layout on to their results)
+                    xt = (x.T if is_all else x.T[cols]).to(params.dtype).contiguous()
+                    step = offset = None
+                    if consts is not None:
+                        step, offset = fam._grid(params, consts[:, None])  # (m, 1)
+                    logp = fam._log_prob_t(pt, xt, step, offset).T.to(out.dtype)
+                else:
+                    group_params = (params[:, run[0] : run[1]].reshape(B, len(cols), -1)
+                                    if run is not None
+                                    else params[:, getattr(self, f"_pidx_{g}")])
+                    group_x = x if is_all else x[:, cols]
+                    logp = fam.log_prob(group_params, group_x, consts).to(out.dtype)
             else:
-                group_params = params[:, getattr(self, f"_pidx_{g}")]
-            group_x = x if self._group_is_all[g] else x[:, cols]
-            if self._group_has_constants[g]:  # e.g. the grid of each quantized column
-                consts = getattr(self, f"_const_{g}")  # (m, c)
-                logp = fam.log_prob(group_params, group_x, consts).to(out.dtype)
-            else:
-                logp = fam.log_prob(group_params, group_x)  # (B, m)
-            if self._group_is_all[g]:
-                return logp
+                if run is not None:  # a view (B, m, n_params) of the contiguous run
+                    group_params = params[:, run[0] : run[1]].reshape(-1, run[2], run[3])
+                else:
+                    group_params = params[:, getattr(self, f"_pidx_{g}")]
+                group_x = x if is_all else x[:, cols]
+                if consts is not None:  # a family with per-column constants
+                    logp = fam.log_prob(group_params, group_x, consts).to(out.dtype)
+                else:
+                    logp = fam.log_prob(group_params, group_x)  # (B, m)
+            if is_all:
+                return logp.contiguous()
             out[:, cols] = logp
         return out
 

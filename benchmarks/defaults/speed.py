@@ -12,7 +12,8 @@ Two sets of 11 columns:
 
 - ``red_wine``: the red-wine columns, z-scored, as the benchmark's ``speed`` row uses them. At
   the defaults the schema finds their decimal grids, so every column is *quantized* (a cell
-  probability per component, :func:`skar.distributions.log_cell_prob`, in float64);
+  probability per component, :func:`skar.distributions.log_cell_prob`: float32 with
+  vectorised kernels since the speed-rnade change, float64 ``log_ndtr`` before);
 - ``red_wine_jittered``: the same plus Gaussian noise of 0.001 standard deviations, which
   leaves no grid: 11 continuous columns, as the issue states the target.
 
@@ -29,6 +30,10 @@ Usage::
 
     python benchmarks/defaults/speed.py                       # ~2 minutes, one thread
     python benchmarks/defaults/speed.py --baseline /tmp/skar_before
+    python benchmarks/defaults/speed.py --rounds 1 --rows 2000   # a quick look
+
+On a machine shared with other work, read the CPU-time columns: they count only this
+process's work, and the interleaved rounds give every model the same conditions.
 
 Writes ``benchmarks/results/defaults_speed.md``. Nothing is downloaded.
 """
@@ -47,6 +52,7 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.mixture import GaussianMixture
+from threadpoolctl import threadpool_limits
 
 import skar
 from skar.datasets import load_rnade_uci
@@ -100,6 +106,11 @@ def main() -> None:
     p.add_argument("--baseline", type=Path, help="a directory holding an earlier skar/")
     args = p.parse_args()
     torch.set_num_threads(1)
+    # One thread for numpy's BLAS and OpenMP too: GaussianMixture scores through OpenBLAS,
+    # which otherwise runs a thread per core, and on a loaded machine its spinning threads
+    # counted against its CPU time (GMM(10) measured 220,000 to 320,000 rows/s that way, and
+    # about 1,000,000 on a quiet machine).
+    threadpool_limits(1)
     packages = {"": skar}
     if args.baseline is not None:
         packages[" (baseline)"] = load_package(args.baseline)
