@@ -133,14 +133,13 @@ def _perturbed(net, seed=0):
     return net
 
 
-def _module_path(net, x, member, embeddings=False):
-    """The reference: the module path (nn.Linear, nn.LayerNorm, the plain masked softmax),
-    which the scoring path must equal to float rounding."""
+def _module_path(net, x, member):
+    """The reference: the module path (nn.Linear, nn.LayerNorm, the plain masked softmax over
+    all D positions, the start token shifted in), which the scoring path must equal to float
+    rounding."""
     net.fast_eval = False
     net.set_sdpa(False)
     try:
-        if embeddings:
-            return net.forward_embeddings(net.embed_values(x), member)
         return net(x, member)
     finally:
         net.fast_eval = True
