@@ -69,6 +69,10 @@ def block(request, monkeypatch):
 @pytest.mark.parametrize("activation", ["logistic", "relu"])
 def test_nade_jacobian_of_later_positions_is_exactly_zero_for_every_ordering(rescale, order,
                                                                              activation, block):
+    # NADE draws its weights from torch's global generator: seeded here, so that with ReLU
+    # the draw cannot depend on which tests ran before (7 units could all be inactive on the
+    # test's inputs, and the last column then truly ignores them).
+    torch.manual_seed(0)
     net = NADE(INPUT_SIZES, KINDS, OUTPUT_SIZES, n_hidden=7, n_orderings=4, order=order,
                rescale=rescale, activation=activation, seed=3)
     for k in range(4):
