@@ -242,7 +242,7 @@ class MADEDensity(ConditionalTabularMixin, BaseAutoregressiveDensity):
         Width of each hidden layer. ``()`` gives FVSBN.
     n_components : int, default=5
         Mixture components of each continuous column's conditional.
-    component : {"gaussian", "laplace", "logistic"}, default="gaussian"
+    component : {"gaussian", "laplace", "logistic"}, default="logistic"
         Mixture component family of continuous columns.
     n_orderings : int, default=1
         Size of the ensemble of masks (the name every estimator gives its ensemble size, so
@@ -337,7 +337,7 @@ class MADEDensity(ConditionalTabularMixin, BaseAutoregressiveDensity):
         hidden_layer_sizes: Any = (128,),
         *,
         n_components: int = 5,
-        component: str = "gaussian",
+        component: str = "logistic",
         n_orderings: int = 1,
         order: Any = "natural",
         n_masks: Any = "deprecated",

@@ -989,8 +989,11 @@ class RNADEDensity(_NADEBase):
         Hidden units: one width for the tied RNADE, one or more with ``order_agnostic``.
     n_components : int, default=10
         Mixture components per conditional.
-    component : {"gaussian", "laplace", "logistic"}, default="gaussian"
-        "gaussian" is RNADE-MoG, "laplace" RNADE-MoL.
+    component : {"gaussian", "laplace", "logistic"}, default="logistic"
+        "gaussian" is RNADE-MoG, "laplace" RNADE-MoL; "logistic" (the default, chosen by
+        ``benchmarks/defaults/select_component.py``) has the Gaussian's smooth mode and the
+        Laplace's linear tails, so one unusual value costs nats in proportion to its
+        distance, not its square.
     order : {"natural", "random"} or array-like of int, default="natural"
         The (first) ordering of the columns; further orderings of an ensemble are random.
     n_orderings : int, default=1
@@ -1034,7 +1037,7 @@ class RNADEDensity(_NADEBase):
         hidden_layer_sizes: Any = (100,),
         *,
         n_components: int = 10,
-        component: str = "gaussian",
+        component: str = "logistic",
         order: Any = "natural",
         n_orderings: int = 1,
         order_agnostic: bool = False,
@@ -1055,10 +1058,10 @@ class RNADEDensity(_NADEBase):
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,
         tol: float = 1e-4,
-        lr_schedule: str | None = "cosine",
-        average_weights: float = 0.99,
-        patience_fraction: float = 0.5,
-        refit: bool = True,
+        lr_schedule: str | None = None,
+        average_weights: float = 0.0,
+        patience_fraction: float = 0.0,
+        refit: bool = False,
         random_state: Any = None,
         verbose: int = 0,
         device: str = "auto",

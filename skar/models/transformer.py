@@ -760,7 +760,7 @@ class ARTransformerDensity(ConditionalTabularMixin, BaseAutoregressiveDensity):
         Dropout rate in training (embeddings, attention weights, residual branches).
     n_components : int, default=5
         Mixture components of each continuous column's conditional.
-    component : {"gaussian", "laplace", "logistic"}, default="gaussian"
+    component : {"gaussian", "laplace", "logistic"}, default="logistic"
         Mixture component family of continuous columns.
     n_orderings : int, default=1
         Number of orderings sharing the weights. With more than one, each minibatch trains one
@@ -845,7 +845,7 @@ class ARTransformerDensity(ConditionalTabularMixin, BaseAutoregressiveDensity):
         *,
         dropout: float = 0.0,
         n_components: int = 5,
-        component: str = "gaussian",
+        component: str = "logistic",
         n_orderings: int = 1,
         order: Any = "natural",
         init_params: str = "marginals",
