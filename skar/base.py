@@ -434,7 +434,7 @@ quantized_samples : {{"grid", "uniform"}}, default={default}
     within the drawn cell).""",
     "batch_size": """\
 batch_size : int or "auto", default={default}
-    Minibatch size; "auto" is ``min(200, n_samples)``.""",
+    Minibatch size; "auto" is {auto}.""",
     "learning_rate_init": """\
 learning_rate_init : float, default={default}
     Adam's learning rate.""",
@@ -581,13 +581,35 @@ def _format_default(value: Any) -> str:
     return repr(value).replace("'", '"')
 
 
+def auto_batch_size(n_rows: int, steps_per_epoch: int = 1) -> int:
+    """The minibatch size ``batch_size="auto"`` gives a fit on ``n_rows`` rows.
+
+    ``min(200, max(min(32, n), round(n / s)))`` with ``s = steps_per_epoch``: ``s = 1`` is
+    ``min(200, n)``, one to a few optimizer steps per epoch on a few hundred rows; ``s = 10``
+    gives small data about ten (smaller, noisier) steps per epoch, never batches under 32 rows,
+    and changes nothing above 2,000 rows. Each estimator's ``_auto_steps_per_epoch`` was chosen
+    by ``benchmarks/defaults/select_batch.py``.
+    """
+    n = int(n_rows)
+    return int(min(200, max(min(32, n), round(n / max(1, int(steps_per_epoch))))))
+
+
+def _auto_batch_doc(estimator_class: type) -> str:
+    s = int(getattr(estimator_class, "_auto_steps_per_epoch", 1))
+    if s == 1:
+        return "``min(200, n_samples)``"
+    return (f"``min(200, max(32, round(n_samples / {s})))`` (about {s} steps per epoch below "
+            f"{200 * s:,} rows, chosen by ``benchmarks/defaults/select_batch.py``)")
+
+
 def shared_parameters_doc(estimator_class: type, indent: str = "    ") -> str:
     """The numpydoc paragraphs of the shared parameters ``estimator_class`` declares, with the
     defaults of its signature, indented by ``indent``."""
     signature = inspect.signature(estimator_class.__init__).parameters
     own = getattr(estimator_class, "_own_parameters", ())
     paragraphs = [
-        doc.format(default=_format_default(signature[name].default))
+        doc.format(default=_format_default(signature[name].default),
+                   auto=_auto_batch_doc(estimator_class))
         for name, doc in SHARED_PARAMETERS.items()
         if name in signature and name not in own
     ]
@@ -718,6 +740,10 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
     #: Parameters named like a shared one that mean something else for this estimator
     #: (WaveNet's ``quantization``, its bins): documented and constrained by the estimator.
     _own_parameters: tuple[str, ...] = ()
+
+    #: Optimizer steps per epoch that ``batch_size="auto"`` aims at on small data
+    #: (:func:`auto_batch_size`); 1 is ``min(200, n_samples)``.
+    _auto_steps_per_epoch: int = 1
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -900,7 +926,8 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
                     f"{self.validation_fraction} of the rows, which leaves no training row "
                     f"with n_samples={n}; pass more rows or set early_stopping=False"
                 )
-        batch_size = min(200, n) if self.batch_size == "auto" else int(self.batch_size)
+        batch_size = (auto_batch_size(n, self._auto_steps_per_epoch)
+                      if self.batch_size == "auto" else int(self.batch_size))
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         device = resolve_device(self.device)
         devices = [torch.device(device).index or 0] if device.startswith("cuda") else []

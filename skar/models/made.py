@@ -320,6 +320,9 @@ class MADEDensity(ConditionalTabularMixin, BaseAutoregressiveDensity):
     (2, 2)
     """
 
+    # benchmarks/defaults/select_batch.py: about ten steps per epoch on small data.
+    _auto_steps_per_epoch = 10
+
     _parameter_constraints: dict = {
         **BaseAutoregressiveDensity._parameter_constraints,
         **RECIPE_CONSTRAINTS,

@@ -1031,6 +1031,8 @@ class RNADEDensity(_NADEBase):
     """
 
     _rescale = True
+    # benchmarks/defaults/select_batch.py: about ten steps per epoch on small data.
+    _auto_steps_per_epoch = 10
 
     def __init__(
         self,
