@@ -243,7 +243,10 @@ class MADEDensity(ConditionalTabularMixin, BaseAutoregressiveDensity):
     n_components : int, default=5
         Mixture components of each continuous column's conditional.
     component : {"gaussian", "laplace", "logistic"}, default="logistic"
-        Mixture component family of continuous columns.
+        Mixture component family of continuous columns. The logistic (the default, chosen by
+        ``benchmarks/defaults/select_component.py``) has the Gaussian's smooth mode and the
+        Laplace's linear tails, so one unusual value costs nats in proportion to its
+        distance, not its square.
     n_orderings : int, default=1
         Size of the ensemble of masks (the name every estimator gives its ensemble size, so
         one grid serves all): each member has its own connectivity, and with

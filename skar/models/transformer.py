@@ -761,7 +761,10 @@ class ARTransformerDensity(ConditionalTabularMixin, BaseAutoregressiveDensity):
     n_components : int, default=5
         Mixture components of each continuous column's conditional.
     component : {"gaussian", "laplace", "logistic"}, default="logistic"
-        Mixture component family of continuous columns.
+        Mixture component family of continuous columns. The logistic (the default, chosen by
+        ``benchmarks/defaults/select_component.py``) has the Gaussian's smooth mode and the
+        Laplace's linear tails, so one unusual value costs nats in proportion to its
+        distance, not its square.
     n_orderings : int, default=1
         Number of orderings sharing the weights. With more than one, each minibatch trains one
         ordering drawn at random, and ``score_samples`` averages the orderings' probabilities.
