@@ -967,16 +967,18 @@ class RNADEDensity(_NADEBase):
     # init_params, the shared parameters and the attributes are documented in _SHARED_DOC.
     __doc__ = """Density estimation with RNADE, the real-valued neural autoregressive estimator.
 
-    Each continuous column's conditional is a mixture of ``n_components`` Gaussians (or
-    Laplace distributions) whose mixing logits, means and log-scales come from
-    ``h_i = sigmoid(rho_i (c + W[:, o_<i] x_{o_<i}))`` with tied weights ``W`` and a learnt
-    per-position rescaling ``rho_i`` (Uria, Murray & Larochelle 2013):
+    Each continuous column's conditional is a mixture of ``n_components`` logistic (by
+    default), Gaussian or Laplace components whose mixing logits, locations and scales come
+    from ``h_i = sigmoid(rho_i (c + W[:, o_<i] x_{o_<i}))`` with tied weights ``W`` and a
+    learnt per-position rescaling ``rho_i`` (Uria, Murray & Larochelle 2013):
 
     .. math::
 
-        p(x_{o_i} \\mid x_{o_{<i}}) = \\sum_{k} \\pi_{ik}\\,
-            \\mathcal{N}(x_{o_i}; \\mu_{ik}, s_{ik}^2),\\qquad
-        [\\text{logits}_i, \\mu_i, \\text{raw}_i] = V_{o_i} h_i + b_{o_i}.
+        p(x_{o_i} \\mid x_{o_{<i}}) = \\sum_{k} \\frac{\\pi_{ik}}{s_{ik}}\\,
+            f_0\\Big(\\frac{x_{o_i} - \\mu_{ik}}{s_{ik}}\\Big),\\qquad
+        [\\text{logits}_i, \\mu_i, \\text{raw}_i] = V_{o_i} h_i + b_{o_i},
+
+    with :math:`f_0` the standard logistic, normal (RNADE-MoG) or Laplace (RNADE-MoL) density.
 
     Columns are standardised with the training mean and deviation inside; the scores are in
     the units of X. Binary and categorical columns, if any, get NADE's Bernoulli and softmax
