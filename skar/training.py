@@ -227,6 +227,12 @@ class StopOnDivergence(Callback):
         self.initial_state_ = self.best_state_ = self.start_state_ = None
 
 
+def _diverged(net: NeuralNet) -> bool:
+    """Whether :class:`StopOnDivergence` ended the loop (and restored weights)."""
+    return any(isinstance(cb, StopOnDivergence) and cb.stopped_epoch_ is not None
+               for _, cb in net.callbacks_)
+
+
 def _stop_was_requested(net: NeuralNet) -> bool:
     """Whether a callback ended the loop on purpose (early stopping or divergence)."""
     for _, cb in net.callbacks_:
@@ -393,8 +399,13 @@ class WeightAveraging(Callback):
             self.averaged_.update_parameters(net.module_)
 
     def on_train_end(self, net: NeuralNet, **kwargs: Any) -> None:
-        # Without a validation pass in the last epoch the live weights are still loaded.
-        self._load_average(net)
+        if _diverged(net):
+            # StopOnDivergence restored the weights it trusts; an average over the diverged
+            # steps must not replace them.
+            self.live_ = None
+        else:
+            # Without a validation pass in the last epoch the live weights are still loaded.
+            self._load_average(net)
         self.averaged_ = None  # a second copy of the network would double the pickled size
         self.live_ = None
 

@@ -292,7 +292,7 @@ def test_tiny_rnade_matches_a_plain_numpy_loop_over_positions(activation):
     rng = np.random.RandomState(0)
     X = rng.normal(size=(200, 3)) * [1.0, 3.0, 0.5] + [0.0, 2.0, -1.0]
     est = RNADEDensity(hidden_layer_sizes=(4,), n_components=2, order=[2, 0, 1],
-                       activation=activation, **FAST).fit(X)
+                       component="gaussian", activation=activation, **FAST).fit(X)
     net = est.net_.module_.network
     with torch.no_grad():  # make rho visibly different from 1
         net.rho.copy_(torch.tensor([0.5, 1.5, 2.0]))
@@ -375,7 +375,7 @@ def test_marginal_init_starts_continuous_columns_at_their_marginals(params):
                                rtol=1e-5, atol=1e-5)
     train, _ = est.net_.get_split_datasets({"x": est.schema_.encode(X)})
     z = est.schema_.encode(X)[np.asarray(train.indices), 2]
-    fam = Mixture(3)
+    fam = Mixture(3, est.component)
     theta = torch.as_tensor(fam.marginal_params(z, np.ones_like(z), 0))[None]
     z_all = torch.as_tensor(est.schema_.encode(X)[:, 2:3].astype(np.float64))
     marginal = fam.log_prob(theta, z_all).squeeze(1).numpy()
