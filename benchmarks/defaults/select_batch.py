@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import sys
 import time
@@ -93,22 +92,9 @@ def main() -> None:
     p.add_argument("--table-only", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(1)
-    path = RESULTS / "select_batch_cells.jsonl"
-    done = []
-    if path.exists():
-        done = [json.loads(x) for x in path.read_text().splitlines() if x.endswith("}")]
-    have = {(c["dataset"], c["model"], c["seed"], c["component"]) for c in done}
     plan = [(ds, m, s, k) for ds, n in sc.PLAN for m in args.models for s in range(n)
             for k in CANDIDATES]
-    if not args.table_only:
-        for i, key in enumerate(plan):
-            if (i // len(CANDIDATES)) % args.workers != args.worker or key in have:
-                continue
-            c = cell(*key)
-            with path.open("a") as f:
-                f.write(json.dumps(c) + "\n")
-            print(json.dumps(c), flush=True)
-            done.append(c)
+    done = sc.run_cells(RESULTS / "select_batch_cells.jsonl", plan, cell, len(CANDIDATES), args)
     sc.CANDIDATES = CANDIDATES
     md = sc.rank_table(done, incumbent="min200")
     print(md)

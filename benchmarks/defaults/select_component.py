@@ -135,6 +135,32 @@ def rank_table(cells: list[dict[str, Any]], incumbent: str = "gaussian") -> str:
     return "\n".join(lines)
 
 
+def run_cells(path: Path, plan: list[tuple], cell_fn: Any, n_candidates: int,
+              args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Run this worker's cells of ``plan`` that ``path`` does not hold yet, appending each to
+    ``path`` as a JSON line; return every cell (earlier ones included).
+
+    A plan entry is ``(data set, model, seed, candidate)``; the ``n_candidates`` consecutive
+    entries of one cell go to the same worker (``args.worker`` of ``args.workers``), so that
+    the candidates compared see the same load. ``args.table_only`` runs nothing. Shared by
+    ``select_batch.py`` and ``select_recipe_rnade.py``.
+    """
+    done = []
+    if path.exists():
+        done = [json.loads(x) for x in path.read_text().splitlines() if x.endswith("}")]
+    have = {(c["dataset"], c["model"], c["seed"], c["component"]) for c in done}
+    if not args.table_only:
+        for i, key in enumerate(plan):
+            if (i // n_candidates) % args.workers != args.worker or key in have:
+                continue
+            c = cell_fn(*key)
+            with path.open("a") as f:
+                f.write(json.dumps(c) + "\n")
+            print(json.dumps(c), flush=True)
+            done.append(c)
+    return done
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--worker", type=int, default=0)
@@ -143,23 +169,10 @@ def main() -> None:
     p.add_argument("--table-only", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(1)
-    path = RESULTS / "select_component_cells.jsonl"
-    done = []
-    if path.exists():
-        done = [json.loads(x) for x in path.read_text().splitlines() if x.endswith("}")]
-    have = {(c["dataset"], c["model"], c["seed"], c["component"]) for c in done}
     plan = [(ds, m, s, k) for ds, n in PLAN for m in args.models for s in range(n)
             for k in CANDIDATES]
-    if not args.table_only:
-        for i, key in enumerate(plan):
-            # A worker runs all candidates of its cells: they see the same load.
-            if (i // len(CANDIDATES)) % args.workers != args.worker or key in have:
-                continue
-            c = cell(*key)
-            with path.open("a") as f:
-                f.write(json.dumps(c) + "\n")
-            print(json.dumps(c), flush=True)
-            done.append(c)
+    done = run_cells(RESULTS / "select_component_cells.jsonl", plan, cell, len(CANDIDATES),
+                     args)
     md = rank_table(done)
     print(md)
     if args.table_only:
