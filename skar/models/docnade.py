@@ -58,7 +58,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..base import resolve_device
+from ..base import auto_batch_size, resolve_device
 from ..training import build_net, history_frame
 
 __all__ = ["DocNADEDensity", "DocNADENetwork", "balanced_tree", "frequency_tree"]
@@ -655,7 +655,7 @@ matrix of shape (n_documents, vocabulary_size)
             else:
                 valid = np.arange(ids.shape[1]) < lengths[:, None]
                 children = frequency_tree(np.bincount(ids[valid], minlength=V))
-        batch_size = min(200, n) if self.batch_size == "auto" else int(self.batch_size)
+        batch_size = auto_batch_size(n) if self.batch_size == "auto" else int(self.batch_size)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         device = resolve_device(self.device)
         devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
