@@ -5,6 +5,7 @@ Every estimator models ``p(x) = prod_i p(x_i | x_<i)`` and has the API of
 """
 
 from .anomaly import DensityOutlierDetector
+from .ensemble import DensityEnsemble
 from .models.cdf import CDFDensity
 from .models.docnade import DocNADEDensity
 from .models.made import MADEDensity
@@ -18,7 +19,8 @@ from .models.wavenet import WaveNetDensity
 
 __version__ = "0.1.0"
 
-__all__ = ["ARTransformerDensity", "CDFDensity", "DensityOutlierDetector", "DocNADEDensity",
+__all__ = ["ARTransformerDensity", "CDFDensity", "DensityEnsemble", "DensityOutlierDetector",
+           "DocNADEDensity",
            "MADEDensity", "MASDEDensity", "NADEDensity", "PixelCNNDensity", "PixelRNNDensity",
            "RNADEDensity",
            "RNNDensity", "WaveNetDensity", "__version__"]

@@ -104,7 +104,7 @@ from sklearn.neighbors import KernelDensity
 from sklearn.preprocessing import StandardScaler
 
 import skar
-from skar import ARTransformerDensity, MADEDensity, NADEDensity, RNADEDensity
+from skar import ARTransformerDensity, DensityEnsemble, MADEDensity, NADEDensity, RNADEDensity
 from skar.datasets import load_rnade_uci, load_wine_quality
 
 matplotlib.use("Agg")
@@ -373,6 +373,16 @@ def model_entries() -> list[Entry]:
               "discrete"),
         Entry("ARTransformerDensity()",
               lambda s, X, q: ARTransformerDensity(random_state=s, **_quick(q))),
+        # Seed ensembles (K=5, DensityEnsemble's default): the members' seeds are drawn from
+        # the cell's seed.
+        Entry("DensityEnsemble(MADEDensity())",
+              lambda s, X, q: DensityEnsemble(MADEDensity(**_quick(q)), random_state=s)),
+        Entry("DensityEnsemble(RNADEDensity())",
+              lambda s, X, q: DensityEnsemble(RNADEDensity(**_quick(q)), random_state=s),
+              "continuous"),
+        Entry("DensityEnsemble(ARTransformerDensity())",
+              lambda s, X, q: DensityEnsemble(ARTransformerDensity(**_quick(q)),
+                                              random_state=s)),
     ]
 
 
