@@ -82,10 +82,12 @@ import numpy as np
 import pandas as pd
 from scipy.stats import false_discovery_control
 from sklearn.base import BaseEstimator, OutlierMixin, _fit_context, clone
-from sklearn.utils import _safe_indexing, check_random_state, get_tags
+from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
+
+from ._meta import check_passthrough_X, passthrough_tags
 
 __all__ = ["DensityOutlierDetector"]
 
@@ -426,21 +428,7 @@ class DensityOutlierDetector(OutlierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ input checks
     def _check_X(self, X: Any, *, reset: bool) -> Any:
-        """Check the width and feature names; DataFrames stay DataFrames (mixed kinds are the
-        inner estimator's business), anything else becomes a 2-D array of its own dtype."""
-        if isinstance(X, pd.DataFrame):
-            if X.shape[0] < 1 or X.shape[1] < 1:
-                raise ValueError(
-                    f"Found array with {X.shape[0]} sample(s) and {X.shape[1]} feature(s) "
-                    f"(shape={X.shape}) while a minimum of 1 sample and 1 feature is required."
-                )
-            validate_data(self, X, reset=reset, skip_check_array=True)
-            return X
-        # dtype=None and no finiteness check: numeric conversion and NaN/inf messages belong
-        # to the inner estimator, which knows which columns may hold text.
-        return validate_data(
-            self, X, reset=reset, dtype=None, ensure_all_finite=False, accept_sparse=False
-        )
+        return check_passthrough_X(self, X, reset=reset)
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=False)
@@ -965,11 +953,4 @@ class DensityOutlierDetector(OutlierMixin, BaseEstimator):
         return frame
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        inner = get_tags(self.estimator)
-        tags.input_tags.allow_nan = inner.input_tags.allow_nan
-        tags.input_tags.categorical = inner.input_tags.categorical
-        tags.input_tags.string = inner.input_tags.string
-        tags.input_tags.sparse = False
-        tags.non_deterministic = inner.non_deterministic
-        return tags
+        return passthrough_tags(super().__sklearn_tags__(), self.estimator)

@@ -43,9 +43,11 @@ import pandas as pd
 from joblib import Parallel, delayed
 from scipy.special import logsumexp
 from sklearn.base import BaseEstimator, DensityMixin, _fit_context, clone
-from sklearn.utils import check_random_state, get_tags
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
+
+from ._meta import check_passthrough_X, passthrough_tags
 
 __all__ = ["DensityEnsemble"]
 
@@ -156,19 +158,7 @@ class DensityEnsemble(DensityMixin, BaseEstimator):
         self.random_state = random_state
 
     def _check_X(self, X: Any, *, reset: bool) -> Any:
-        """Check the width and feature names; DataFrames stay DataFrames (their mixed kinds
-        are the members' business), anything else becomes a 2-D array of its own dtype, whose
-        numeric conversion and NaN/inf messages belong to the members."""
-        if isinstance(X, pd.DataFrame):
-            if X.shape[0] < 1 or X.shape[1] < 1:
-                raise ValueError(
-                    f"Found array with {X.shape[0]} sample(s) and {X.shape[1]} feature(s) "
-                    f"(shape={X.shape}) while a minimum of 1 sample and 1 feature is required."
-                )
-            validate_data(self, X, reset=reset, skip_check_array=True)
-            return X
-        return validate_data(self, X, reset=reset, dtype=None, ensure_all_finite=False,
-                             accept_sparse=False)
+        return check_passthrough_X(self, X, reset=reset)
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> DensityEnsemble:
@@ -294,11 +284,4 @@ class DensityEnsemble(DensityMixin, BaseEstimator):
         return np.concatenate([np.asarray(p) for p in pieces])[order]
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        inner = get_tags(self.estimator)
-        tags.input_tags.allow_nan = inner.input_tags.allow_nan
-        tags.input_tags.categorical = inner.input_tags.categorical
-        tags.input_tags.string = inner.input_tags.string
-        tags.input_tags.sparse = False
-        tags.non_deterministic = inner.non_deterministic
-        return tags
+        return passthrough_tags(super().__sklearn_tags__(), self.estimator)

@@ -5,7 +5,6 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from scipy import stats
 from sklearn.base import BaseEstimator, clone
 from sklearn.mixture import GaussianMixture
@@ -24,14 +23,6 @@ TINY = dict(hidden_layer_sizes=(8,), max_iter=3)
 # A MADE that learns binary dependencies in a few full-batch epochs.
 BINARY = dict(hidden_layer_sizes=(12,), max_iter=15, early_stopping=False, batch_size=100,
               learning_rate_init=1e-2)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @parametrize_with_checks([DensityEnsemble(MADEDensity(**TINY), n_estimators=2, random_state=0),
