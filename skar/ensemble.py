@@ -179,13 +179,21 @@ class DensityEnsemble(DensityMixin, BaseEstimator):
         self : object
             The fitted ensemble.
         """
-        X = self._check_X(X, reset=True)
-        rng = check_random_state(self.random_state)
-        seeds = rng.randint(_MAX_SEED, size=self.n_estimators)
-        members = [_seeded_clone(self.estimator, int(s)) for s in seeds]
-        self.estimators_ = Parallel(n_jobs=self.n_jobs)(
-            delayed(_fit_member)(m, X, y, sample_weight) for m in members)
-        self.seeds_ = seeds
+        saved = dict(self.__dict__)
+        try:
+            X = self._check_X(X, reset=True)
+            rng = check_random_state(self.random_state)
+            seeds = rng.randint(_MAX_SEED, size=self.n_estimators)
+            members = [_seeded_clone(self.estimator, int(s)) for s in seeds]
+            self.estimators_ = Parallel(n_jobs=self.n_jobs)(
+                delayed(_fit_member)(m, X, y, sample_weight) for m in members)
+            self.seeds_ = seeds
+        except BaseException:
+            # A failed fit (bad rows, a member that raises, Ctrl-C) leaves a previously
+            # fitted ensemble as it was, as every skar estimator does.
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
         return self
 
     def _member_scores(self, X: Any, y: Any) -> np.ndarray:

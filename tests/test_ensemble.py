@@ -205,6 +205,18 @@ def test_clone_pickle_and_grid_search_over_the_ensemble_size(bimodal):
 
 
 # ---------------------------------------------------------------------------- bad input
+def test_a_failed_fit_leaves_the_fitted_ensemble_as_it_was(bimodal):
+    ens = DensityEnsemble(KernelDensity(bandwidth=0.5), n_estimators=2, random_state=0)
+    ens.fit(bimodal)
+    before = ens.score_samples(bimodal[:5])
+    bad = np.vstack([bimodal[:, :1], [[np.nan]]])  # another width, and a NaN
+    with pytest.raises(ValueError, match="NaN"):
+        ens.fit(bad)
+    assert ens.n_features_in_ == 2
+    np.testing.assert_array_equal(ens.score_samples(bimodal[:5]), before)
+
+
+
 def test_bad_parameters_and_calls_are_named():
     X = np.zeros((10, 1))
     with pytest.raises(InvalidParameterError, match="estimator"):
