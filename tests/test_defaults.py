@@ -81,3 +81,17 @@ def test_auto_batch_size_is_what_fit_trains_with(Est, expected):
     est = Est(max_iter=1, early_stopping=False, random_state=0, **SMALL[Est]).fit(X)
     assert est.net_.batch_size == expected
     assert "round(n_samples / 10)" in Est.__doc__ or expected == 200
+
+
+@pytest.mark.parametrize("Est,expected", [(MADEDensity, 1e-2), (RNADEDensity, 3e-3),
+                                          (ARTransformerDensity, 1e-3)])
+def test_default_learning_rate_is_the_selected_one_and_what_adam_starts_from(Est, expected):
+    # select_lr.py chose 1e-2 for MADE and 3e-3 for RNADE (nats per column on selection rows);
+    # the Transformer keeps 1e-3. The rate is the peak of MADE's and the Transformer's
+    # warm-up + cosine schedule and RNADE's constant rate.
+    assert Est().learning_rate_init == expected
+    X = np.random.RandomState(0).normal(size=(200, 2))
+    est = Est(max_iter=2, random_state=0, **SMALL[Est]).fit(X)
+    assert est.net_.lr == expected
+    if Est is RNADEDensity:  # no schedule: every step used the rate itself
+        assert est.net_.optimizer_.param_groups[0]["lr"] == expected

@@ -1055,7 +1055,7 @@ class RNADEDensity(_NADEBase):
         handle_unknown: str = "zero_probability",
         quantized_samples: str = "grid",
         batch_size: Any = "auto",
-        learning_rate_init: float = 1e-3,
+        learning_rate_init: float = 3e-3,
         max_iter: int = 200,
         alpha: float = 0.0,
         early_stopping: bool = True,
