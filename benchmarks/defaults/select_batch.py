@@ -34,16 +34,10 @@ the table to ``benchmarks/results/select_batch.md``. Nothing is downloaded.
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
-import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
-
-import numpy as np
-import torch
 
 _HERE = Path(__file__).resolve().parent
 _spec = importlib.util.spec_from_file_location("select_component", _HERE / "select_component.py")
@@ -67,44 +61,26 @@ def batch_size(candidate: str, n: int) -> int:
 
 def cell(ds: str, model: str, seed: int, candidate: str) -> dict[str, Any]:
     """Fit one candidate on the fit rows and score the selection rows."""
-    torch.set_num_threads(1)
-    fit_rows, sel = sc.recipe.selection_split(ds, seed)
-    bs = batch_size(candidate, len(fit_rows))
-    est = sc.MODELS[model](component=COMPONENT[model], batch_size=bs, random_state=seed,
-                           **sc.FIXED.get(model, {}))
-    t = time.perf_counter()
-    est.fit(fit_rows)
-    fit_s = time.perf_counter() - t
-    ll = est.score_samples(sel)
-    return {"dataset": ds, "model": model, "seed": seed, "component": candidate,
-            "batch_size": bs, "kernel": COMPONENT[model],
-            "selection_ll": float(ll.mean()), "selection_median": float(np.median(ll)),
-            "selection_min": float(ll.min()), "n_columns": int(fit_rows.shape[1]),
-            "fit_s": fit_s, "n_fit": len(fit_rows), "n_selection": len(sel),
-            "n_iter": int(est.n_iter_), "load_average": os.getloadavg()[0]}
+    sizes = []
+
+    def make(rows: Any) -> Any:
+        sizes.append(batch_size(candidate, len(rows)))
+        return sc.MODELS[model](component=COMPONENT[model], batch_size=sizes[0],
+                                random_state=seed, **sc.FIXED.get(model, {}))
+
+    record = sc.fit_and_score(ds, model, seed, candidate, make, kernel=COMPONENT[model])
+    return {**record, "batch_size": sizes[0]}
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--worker", type=int, default=0)
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--models", nargs="+", choices=list(sc.MODELS), default=list(sc.MODELS))
-    p.add_argument("--table-only", action="store_true")
-    args = p.parse_args()
-    torch.set_num_threads(1)
-    plan = [(ds, m, s, k) for ds, n in sc.PLAN for m in args.models for s in range(n)
-            for k in CANDIDATES]
-    done = sc.run_cells(RESULTS / "select_batch_cells.jsonl", plan, cell, len(CANDIDATES), args)
-    sc.CANDIDATES = CANDIDATES
-    md = sc.rank_table(done, incumbent="min200")
-    print(md)
-    if args.table_only:
-        (RESULTS / "select_batch.md").write_text(
-            "# The default minibatch size on small data (selection rows of the training "
-            "folds)\n\nCommand: `python benchmarks/defaults/select_batch.py --worker i "
-            "--workers 2` (two processes, `nice -n 19`, one torch thread each), then "
-            "`--table-only`. Protocol: the module docstring. The `component` columns of the "
-            "tables hold the batch-size candidate.\n\n" + md + "\n")
+    sc.selection_main(
+        __doc__.split("\n")[0], "select_batch", CANDIDATES, "min200", cell, list(sc.MODELS),
+        "# The default minibatch size on small data (selection rows of the training "
+        "folds)\n\nCommand: `python benchmarks/defaults/select_batch.py --worker i "
+        "--workers 2` (two processes, `nice -n 19`, one torch thread each), then "
+        "`--table-only`. Protocol: the module docstring. The `component` columns of the "
+        "tables hold the batch-size "
+        "candidate.\n\n")
 
 
 if __name__ == "__main__":

@@ -80,20 +80,30 @@ PLAN = [("mixture_1d", 3), ("moons", 1), ("boston", 1), ("ionosphere", 1),
         ("digits_pca15", 1), ("red_wine", 1)]
 
 
-def cell(ds: str, model: str, seed: int, component: str) -> dict[str, Any]:
-    """Fit one candidate on the fit rows and score the selection rows."""
+def fit_and_score(ds: str, model: str, seed: int, candidate: str, make: Any,
+                  **extra: Any) -> dict[str, Any]:
+    """One cell of a selection: ``make(fit_rows)`` builds the estimator, which is fitted on
+    the fit rows of ``(ds, seed)`` and scores the selection rows; returns the cell's record
+    (``extra`` goes into it; the candidate is stored under ``"component"``, the key
+    :func:`rank_table` reads). Shared by every ``select_*.py`` script after this one."""
     torch.set_num_threads(1)
     fit_rows, sel = recipe.selection_split(ds, seed)
-    est = MODELS[model](component=component, random_state=seed, **FIXED.get(model, {}))
+    est = make(fit_rows)
     t = time.perf_counter()
     est.fit(fit_rows)
     fit_s = time.perf_counter() - t
     ll = est.score_samples(sel)
-    return {"dataset": ds, "model": model, "seed": seed, "component": component,
+    return {"dataset": ds, "model": model, "seed": seed, "component": candidate, **extra,
             "selection_ll": float(ll.mean()), "selection_median": float(np.median(ll)),
             "selection_min": float(ll.min()), "n_columns": int(fit_rows.shape[1]),
             "fit_s": fit_s, "n_fit": len(fit_rows), "n_selection": len(sel),
             "n_iter": int(est.n_iter_), "load_average": os.getloadavg()[0]}
+
+
+def cell(ds: str, model: str, seed: int, component: str) -> dict[str, Any]:
+    """Fit one candidate on the fit rows and score the selection rows."""
+    return fit_and_score(ds, model, seed, component, lambda rows: MODELS[model](
+        component=component, random_state=seed, **FIXED.get(model, {})))
 
 
 def rank_table(cells: list[dict[str, Any]], incumbent: str = "gaussian") -> str:
@@ -161,26 +171,37 @@ def run_cells(path: Path, plan: list[tuple], cell_fn: Any, n_candidates: int,
     return done
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def selection_main(description: str, stem: str, candidates: tuple[str, ...], incumbent: str,
+                   cell_fn: Any, models: list[str], header: str) -> None:
+    """The command line of a selection script: run this worker's cells of every
+    ``(data set, model, seed, candidate)`` of :data:`PLAN`, print the tables of
+    :func:`rank_table`, and with ``--table-only`` write them to ``results/<stem>.md`` under
+    ``header``. Cells go to ``results/<stem>_cells.jsonl``."""
+    global CANDIDATES
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--worker", type=int, default=0)
     p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
+    p.add_argument("--models", nargs="+", choices=models, default=models)
     p.add_argument("--table-only", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(1)
     plan = [(ds, m, s, k) for ds, n in PLAN for m in args.models for s in range(n)
-            for k in CANDIDATES]
-    done = run_cells(RESULTS / "select_component_cells.jsonl", plan, cell, len(CANDIDATES),
-                     args)
-    md = rank_table(done)
+            for k in candidates]
+    done = run_cells(RESULTS / f"{stem}_cells.jsonl", plan, cell_fn, len(candidates), args)
+    CANDIDATES = candidates
+    md = rank_table(done, incumbent=incumbent)
     print(md)
     if args.table_only:
-        (RESULTS / "select_component.md").write_text(
-            "# The continuous columns' kernel (`component`) of the defaults (selection rows "
-            "of the training folds)\n\nCommand: `python benchmarks/defaults/select_component.py"
-            " --worker i --workers 2` (two processes, `nice -n 19`, one torch thread each), "
-            "then `--table-only`. Protocol: the module docstring.\n\n" + md + "\n")
+        (RESULTS / f"{stem}.md").write_text(header + md + "\n")
+
+
+def main() -> None:
+    selection_main(
+        __doc__.split("\n")[0], "select_component", CANDIDATES, "gaussian", cell, list(MODELS),
+        "# The continuous columns' kernel (`component`) of the defaults (selection rows "
+        "of the training folds)\n\nCommand: `python benchmarks/defaults/select_component.py"
+        " --worker i --workers 2` (two processes, `nice -n 19`, one torch thread each), "
+        "then `--table-only`. Protocol: the module docstring.\n\n")
 
 
 if __name__ == "__main__":

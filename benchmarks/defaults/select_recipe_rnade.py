@@ -21,16 +21,10 @@ Cells go to ``benchmarks/results/select_recipe_rnade_cells.jsonl``, the table to
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
-import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
-
-import numpy as np
-import torch
 
 from skar import RNADEDensity
 
@@ -48,41 +42,19 @@ MODEL = "RNADEDensity()"
 
 def cell(ds: str, model: str, seed: int, candidate: str) -> dict[str, Any]:
     """Fit one candidate on the fit rows and score the selection rows."""
-    torch.set_num_threads(1)
-    fit_rows, sel = sc.recipe.selection_split(ds, seed)
-    est = RNADEDensity(random_state=seed, **CONFIGS[candidate])
-    t = time.perf_counter()
-    est.fit(fit_rows)
-    fit_s = time.perf_counter() - t
-    ll = est.score_samples(sel)
-    return {"dataset": ds, "model": model, "seed": seed, "component": candidate,
-            "kernel": est.component, "selection_ll": float(ll.mean()),
-            "selection_median": float(np.median(ll)), "selection_min": float(ll.min()),
-            "n_columns": int(fit_rows.shape[1]), "fit_s": fit_s, "n_fit": len(fit_rows),
-            "n_selection": len(sel), "n_iter": int(est.n_iter_),
-            "load_average": os.getloadavg()[0]}
+    return sc.fit_and_score(ds, model, seed, candidate,
+                            lambda rows: RNADEDensity(random_state=seed, **CONFIGS[candidate]),
+                            kernel=RNADEDensity().component)
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--worker", type=int, default=0)
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--table-only", action="store_true")
-    args = p.parse_args()
-    torch.set_num_threads(1)
-    plan = [(ds, MODEL, s, k) for ds, n in sc.PLAN for s in range(n) for k in CANDIDATES]
-    done = sc.run_cells(RESULTS / "select_recipe_rnade_cells.jsonl", plan, cell,
-                        len(CANDIDATES), args)
-    sc.CANDIDATES = CANDIDATES
-    md = sc.rank_table(done, incumbent="off")
-    print(md)
-    if args.table_only:
-        (RESULTS / "select_recipe_rnade.md").write_text(
-            "# RNADE's training recipe with logistic kernels and ten steps per epoch "
-            "(selection rows of the training folds)\n\nCommand: `python benchmarks/defaults/"
-            "select_recipe_rnade.py` (`nice -n 19`, one torch thread), then `--table-only`. "
-            "Protocol: the module docstring. The `component` columns of the tables hold the "
-            "recipe candidate.\n\n" + md + "\n")
+    sc.selection_main(
+        __doc__.split("\n")[0], "select_recipe_rnade", CANDIDATES, "off", cell, [MODEL],
+        "# RNADE's training recipe with logistic kernels and ten steps per epoch "
+        "(selection rows of the training folds)\n\nCommand: `python benchmarks/defaults/"
+        "select_recipe_rnade.py` (`nice -n 19`, one torch thread), then `--table-only`. "
+        "Protocol: the module docstring. The `component` columns of the tables hold the "
+        "recipe candidate.\n\n")
 
 
 if __name__ == "__main__":
