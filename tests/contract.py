@@ -14,6 +14,18 @@ import pandas as pd
 import torch
 from scipy import stats
 
+#: scikit-learn's invariance checks that a float32 network passes or fails by chance: they
+#: compare a row's score in different batches at rtol=1e-7, and the CPU GEMM kernels choose
+#: their blocking by the number of rows, which moves a float32 result by ~1 ulp (1.2e-7
+#: relative). Models declare them expected failures and test the property at float32
+#: tolerance instead (e.g. ``test_base.test_scores_do_not_depend_on_the_batch``).
+FLOAT32_BATCH_CHECKS = {
+    "check_methods_subset_invariance": "float32 GEMM rounding depends on the batch size; "
+    "tested at rtol=1e-6 in test_scores_do_not_depend_on_the_batch (test_base.py)",
+    "check_methods_sample_order_invariance": "float32 GEMM rounding depends on the batch "
+    "size; tested at rtol=1e-6 in test_scores_do_not_depend_on_the_batch (test_base.py)",
+}
+
 
 def all_binary_rows(d: int) -> np.ndarray:
     """Every row of {0, 1}^d, shape (2^d, d)."""

@@ -18,6 +18,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from skar import MADEDensity
 from skar.anomaly import DensityOutlierDetector
 
+from .contract import FLOAT32_BATCH_CHECKS
+
 TINY = dict(hidden_layer_sizes=(8,), max_iter=3, random_state=0)
 # A MADE that learns a linear relation between columns in a few full-batch epochs.
 SMALL = dict(hidden_layer_sizes=(16,), n_components=1, max_iter=60, batch_size=1000,
@@ -39,7 +41,8 @@ def _expected_failed_checks(detector):
     with missing cells (their marginal density), so the detector's predict accepts NaN by
     design; scikit-learn's tag cannot say both."""
     if isinstance(detector.estimator, MADEDensity):
-        return {"check_estimators_nan_inf": "predict scores NaN cells (marginal density)"}
+        return {"check_estimators_nan_inf": "predict scores NaN cells (marginal density)",
+                **FLOAT32_BATCH_CHECKS}
     return {}
 
 
