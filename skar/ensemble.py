@@ -123,7 +123,7 @@ class DensityEnsemble(DensityMixin, BaseEstimator):
         The ``random_state`` each member was given.
     n_features_in_ : int
         Number of columns seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names seen in ``fit``, when ``X`` had string column names.
 
     See Also
