@@ -87,7 +87,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from ._meta import check_passthrough_X, passthrough_tags
+from .base import check_passthrough_X, passthrough_tags
 
 __all__ = ["DensityOutlierDetector"]
 

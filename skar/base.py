@@ -39,7 +39,7 @@ import pandas as pd
 import sklearn
 import torch
 from sklearn.base import BaseEstimator, DensityMixin, _fit_context
-from sklearn.utils import check_random_state
+from sklearn.utils import check_random_state, get_tags
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 from torch import Tensor, nn
@@ -68,6 +68,9 @@ __all__ = [
     "sample_plain",
     "shared_params",
     "user_stacklevel",
+    "auto_batch_size",
+    "check_passthrough_X",
+    "passthrough_tags",
 ]
 
 
@@ -581,6 +584,38 @@ def _format_default(value: Any) -> str:
     return repr(value).replace("'", '"')
 
 
+def check_passthrough_X(estimator: Any, X: Any, *, reset: bool) -> Any:
+    """Check that ``X`` is non-empty and dense, and its width and feature names for
+    ``estimator``; DataFrames stay DataFrames (their mixed kinds are read by the schema, or by
+    the estimator a meta-estimator wraps), anything else becomes a 2-D array of its own dtype.
+    Numeric conversion and NaN/inf messages are left to the schema, which knows which columns
+    may hold text. Shared by every estimator and by :class:`skar.DensityOutlierDetector` and
+    :class:`skar.DensityEnsemble`."""
+    if isinstance(X, pd.DataFrame):
+        if X.shape[0] < 1 or X.shape[1] < 1:
+            raise ValueError(
+                f"Found array with {X.shape[0]} sample(s) and {X.shape[1]} feature(s) "
+                f"(shape={X.shape}) while a minimum of 1 sample and 1 feature is required."
+            )
+        validate_data(estimator, X, reset=reset, skip_check_array=True)
+        return X
+    return validate_data(
+        estimator, X, reset=reset, dtype=None, ensure_all_finite=False, accept_sparse=False
+    )
+
+
+def passthrough_tags(tags: Any, inner: Any) -> Any:
+    """``tags`` of a meta-estimator with the input kinds and determinism of the estimator
+    ``inner`` it wraps."""
+    inner_tags = get_tags(inner)
+    tags.input_tags.allow_nan = inner_tags.input_tags.allow_nan
+    tags.input_tags.categorical = inner_tags.input_tags.categorical
+    tags.input_tags.string = inner_tags.input_tags.string
+    tags.input_tags.sparse = False
+    tags.non_deterministic = inner_tags.non_deterministic
+    return tags
+
+
 def auto_batch_size(n_rows: int, steps_per_epoch: int = 1) -> int:
     """The minibatch size ``batch_size="auto"`` gives a fit on ``n_rows`` rows.
 
@@ -867,17 +902,7 @@ class BaseAutoregressiveDensity(DensityMixin, BaseEstimator, metaclass=ABCMeta):
     # ------------------------------------------------------------------ input checks
     def _check_X(self, X: Any, *, reset: bool) -> Any:
         """Check X is 2-D, non-empty, dense and of the fitted width; keep DataFrames as such."""
-        if isinstance(X, pd.DataFrame):
-            if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
-                raise ValueError(
-                    f"Found array with {X.shape[0]} sample(s) and {X.shape[1]} feature(s) "
-                    f"(shape={X.shape}) while a minimum of 1 sample and 1 feature is required."
-                )
-            validate_data(self, X, reset=reset, skip_check_array=True)
-            return X
-        return validate_data(
-            self, X, reset=reset, dtype=None, ensure_all_finite=False, accept_sparse=False
-        )
+        return check_passthrough_X(self, X, reset=reset)
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)

@@ -47,7 +47,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted
 
-from ._meta import check_passthrough_X, passthrough_tags
+from .base import check_passthrough_X, passthrough_tags
 
 __all__ = ["DensityEnsemble"]
 
