@@ -235,13 +235,13 @@ def _diverged(net: NeuralNet) -> bool:
 
 def _stop_was_requested(net: NeuralNet) -> bool:
     """Whether a callback ended the loop on purpose (early stopping or divergence)."""
+    if _diverged(net):
+        return True
     for _, cb in net.callbacks_:
         if isinstance(cb, GrowingPatience):
             if getattr(cb, "stopped_", False):
                 return True
         elif isinstance(cb, EarlyStopping) and getattr(cb, "misses_", 0) >= cb.patience:
-            return True
-        if isinstance(cb, StopOnDivergence) and cb.stopped_epoch_ is not None:
             return True
     return False
 
