@@ -172,11 +172,13 @@ def run_cells(path: Path, plan: list[tuple], cell_fn: Any, n_candidates: int,
 
 
 def selection_main(description: str, stem: str, candidates: tuple[str, ...], incumbent: str,
-                   cell_fn: Any, models: list[str], header: str) -> None:
+                   cell_fn: Any, models: list[str], header: str,
+                   plans: dict[str, list[tuple[str, int]]] | None = None) -> None:
     """The command line of a selection script: run this worker's cells of every
-    ``(data set, model, seed, candidate)`` of :data:`PLAN`, print the tables of
-    :func:`rank_table`, and with ``--table-only`` write them to ``results/<stem>.md`` under
-    ``header``. Cells go to ``results/<stem>_cells.jsonl``."""
+    ``(data set, model, seed, candidate)`` of :data:`PLAN` (or of ``plans[model]`` for a
+    model listed there), print the tables of :func:`rank_table`, and with ``--table-only``
+    write them to ``results/<stem>.md`` under ``header``. Cells go to
+    ``results/<stem>_cells.jsonl``."""
     global CANDIDATES
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--worker", type=int, default=0)
@@ -185,8 +187,11 @@ def selection_main(description: str, stem: str, candidates: tuple[str, ...], inc
     p.add_argument("--table-only", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(1)
-    plan = [(ds, m, s, k) for ds, n in PLAN for m in args.models for s in range(n)
-            for k in candidates]
+    plans = plans or {}
+    plan = [(ds, m, s, k) for ds, n in PLAN for m in args.models if m not in plans
+            for s in range(n) for k in candidates]
+    plan += [(ds, m, s, k) for m in args.models if m in plans for ds, n in plans[m]
+             for s in range(n) for k in candidates]
     done = run_cells(RESULTS / f"{stem}_cells.jsonl", plan, cell_fn, len(candidates), args)
     CANDIDATES = candidates
     md = rank_table(done, incumbent=incumbent)
